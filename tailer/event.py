@@ -1,0 +1,100 @@
+"""The event: one activity record, kept whole, with the two fields the tailer needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tailer.timeparse import parse_time
+
+__all__ = ["Event", "InvalidEventError", "parse_event"]
+
+# The reference page names the time `createdAt`, the guide `occurredAt`.
+TIME_FIELDS = ("createdAt", "occurredAt")
+
+
+class InvalidEventError(ValueError):
+    """An event lacks a usable `id` or time. `event_id` is the id when there is one."""
+
+    def __init__(self, message: str, event_id: str | None) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+
+
+class _RequiredFields(BaseModel):
+    """Validates the fields the tailer orders and deduplicates by; ignores the rest."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1)
+    created_at: str | None = Field(default=None, alias="createdAt")
+    occurred_at: str | None = Field(default=None, alias="occurredAt")
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _accept_integer_id(cls, value: object) -> object:
+        # A numeric id is still a unique key; keep it as its decimal text.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class Event:
+    """One activity record: its id, its time in ns since the epoch, and the raw JSON object.
+
+    `raw` is the object exactly as the API sent it, unknown fields included, so
+    sinks receive every field. Events sort by (time, id), the delivery order.
+    """
+
+    __slots__ = ("id", "raw", "time_ns")
+
+    def __init__(self, event_id: str, time_ns: int, raw: dict[str, Any]) -> None:
+        self.id = event_id
+        self.time_ns = time_ns
+        self.raw = raw
+
+    @property
+    def sort_key(self) -> tuple[int, str]:
+        return (self.time_ns, self.id)
+
+    def to_json(self) -> bytes:
+        """Serialise the raw event as one line of JSON, without a newline."""
+        return orjson.dumps(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Event(id={self.id!r}, time_ns={self.time_ns})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.id == other.id and self.time_ns == other.time_ns and self.raw == other.raw
+
+    __hash__ = None  # type: ignore[assignment]  # mutable raw payload
+
+
+def parse_event(raw: object) -> Event:
+    """Validate one raw event from a page.
+
+    Raises InvalidEventError when the object has no usable `id` or time; the
+    caller reports it and carries on with the rest of the page.
+    """
+    if not isinstance(raw, dict):
+        raise InvalidEventError(f"event is a JSON {type(raw).__name__}, not an object", None)
+    try:
+        fields = _RequiredFields.model_validate(raw)
+    except ValidationError as exc:
+        raw_id = raw.get("id")
+        event_id = str(raw_id) if raw_id is not None else None
+        problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidEventError(f"invalid event: {problem}", event_id) from None
+
+    text = fields.created_at if fields.created_at is not None else fields.occurred_at
+    if text is None:
+        raise InvalidEventError("event has neither createdAt nor occurredAt", fields.id)
+    try:
+        time_ns = parse_time(text)
+    except ValueError as exc:
+        raise InvalidEventError(str(exc), fields.id) from None
+    return Event(fields.id, time_ns, raw)
