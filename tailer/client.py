@@ -1,0 +1,270 @@
+"""The API client: one aiohttp session, authentication, TLS, proxies and retries.
+
+This is the only module that talks to aiohttp as a client; its exceptions are
+translated into the `tailer.errors` tree here.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+import structlog
+
+from tailer import __version__
+from tailer.clock import Clock, SystemClock
+from tailer.credentials import TOKEN_ENV_VAR, Token
+from tailer.errors import (
+    AccessDeniedError,
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    CursorRejectedError,
+    RetriesExhaustedError,
+)
+from tailer.page import Page, parse_page
+from tailer.retry import RetryPolicy, is_retriable_status, parse_http_date, parse_retry_after
+
+__all__ = ["ActivityClient", "AuthHeader", "ClientOptions"]
+
+AuthHeader = Literal["bearer", "x-api-key"]
+
+ACTIVITY_PATH = "/v1/activity"
+_MAX_ERROR_TEXT = 300
+_log = structlog.get_logger("tailer.client")
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How to reach the API. Times are seconds.
+
+    `proxy` applies to every request except hosts listed in `NO_PROXY`; without
+    it, `HTTPS_PROXY`/`HTTP_PROXY` from the environment apply. `ca_file` adds a
+    CA bundle to the system's trust store; `verify_tls=False` turns checking
+    off and is the only way to do so.
+    """
+
+    base_url: str
+    token: Token
+    auth_header: AuthHeader = "bearer"
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    proxy: str | None = None
+    ca_file: str | None = None
+    verify_tls: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def build_ssl_context(options: ClientOptions) -> ssl.SSLContext:
+    """Build the TLS context: system CAs plus `ca_file`, verification on unless disabled."""
+    context = ssl.create_default_context()
+    if options.ca_file:
+        try:
+            context.load_verify_locations(cafile=options.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"CA file {options.ca_file!r} cannot be loaded ({exc}); "
+                "pass a PEM file of CA certificates with --ca-file"
+            ) from None
+    if not options.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _api_message(body: bytes) -> str:
+    """Extract the API's error message from a JSON body, or a short excerpt of any other body."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = None
+    if isinstance(document, dict):
+        error = document.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if isinstance(document.get("message"), str):
+            return str(document["message"])
+    text = body[:_MAX_ERROR_TEXT].decode("utf-8", "replace").strip()
+    return " ".join(text.split()) or "(empty body)"
+
+
+class ActivityClient:
+    """Fetches pages of `GET /v1/activity`, retrying what can succeed later.
+
+    A 429 with `Retry-After` holds back every request of this client until the
+    wait has passed, so concurrent page walks slow down together. Use it as an
+    async context manager; it owns its aiohttp session.
+    """
+
+    def __init__(
+        self,
+        options: ClientOptions,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        parts = urlsplit(options.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"API URL {options.base_url!r} is invalid; expected http(s)://host[:port]"
+            )
+        self._options = options
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._url = options.base_url.rstrip("/") + ACTIVITY_PATH
+        self._proxy = self._explicit_proxy(parts.hostname)
+        self._ssl = build_ssl_context(options)
+        self._session: aiohttp.ClientSession | None = None
+        self._not_before = 0.0  # monotonic time before which no request is sent
+        self.requests = 0
+        self.retries = 0
+        self.rate_limit_waits = 0
+
+    def _explicit_proxy(self, host: str) -> str | None:
+        if self._options.proxy is None:
+            return None
+        if urllib.request.proxy_bypass(host):
+            return None
+        return self._options.proxy
+
+    def _headers(self) -> dict[str, str]:
+        token = self._options.token.reveal()
+        headers = {"Accept": "application/json", "User-Agent": f"runtools-tail/{__version__}"}
+        if self._options.auth_header == "x-api-key":
+            headers["X-API-Key"] = token
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    async def __aenter__(self) -> ActivityClient:
+        timeout = aiohttp.ClientTimeout(
+            total=self._options.timeout, sock_connect=self._options.connect_timeout
+        )
+        connector = aiohttp.TCPConnector(ssl=self._ssl)
+        # trust_env makes aiohttp honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY when no
+        # explicit proxy is given; an explicit proxy is passed per request.
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, connector=connector, trust_env=True, headers=self._headers()
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session; closing twice is harmless."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch_page(self, params: Mapping[str, str]) -> Page:
+        """Fetch one page, retrying network errors, 408, 429 and 5xx per the retry policy.
+
+        Raises AuthenticationError (401), AccessDeniedError (403), BadRequestError
+        or CursorRejectedError (400), ApiError for other final statuses,
+        PageFormatError for an unreadable 200, and RetriesExhaustedError when the
+        retry budget runs out.
+        """
+        if self._session is None:
+            raise RuntimeError("ActivityClient is not open; use it with 'async with'")
+        policy = self._options.retry
+        attempts = 0
+        while True:
+            await self._wait_for_rate_limit()
+            attempts += 1
+            self.requests += 1
+            outcome = await self._attempt(self._session, params)
+            if isinstance(outcome, Page):
+                return outcome
+
+            failure, retry_after = outcome
+            if policy.gives_up_after(attempts):
+                raise RetriesExhaustedError(
+                    f"GET {ACTIVITY_PATH} failed {attempts} times; last error: {failure}",
+                    status=getattr(failure, "status", None),
+                ) from failure
+
+            if retry_after is not None:
+                wait = policy.clamp(retry_after)
+            else:
+                wait = policy.backoff(attempts, self._rng)
+            if failure.status == 429:
+                self.rate_limit_waits += 1
+                self._not_before = max(self._not_before, self._clock.monotonic() + wait)
+            self.retries += 1
+            _log.warning(
+                "request.retrying",
+                status=failure.status,
+                error=str(failure),
+                attempt=attempts,
+                wait_seconds=round(wait, 3),
+            )
+            await self._clock.sleep(wait)
+
+    async def _wait_for_rate_limit(self) -> None:
+        remaining = self._not_before - self._clock.monotonic()
+        if remaining > 0:
+            await self._clock.sleep(remaining)
+
+    async def _attempt(
+        self, session: aiohttp.ClientSession, params: Mapping[str, str]
+    ) -> Page | tuple[ApiError, float | None]:
+        """Send one request. Return the page, or the retriable failure and its Retry-After."""
+        try:
+            async with session.get(self._url, params=dict(params), proxy=self._proxy) as response:
+                body = await response.read()
+                status = response.status
+                date_header = response.headers.get("Date")
+                retry_after_header = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or exc.__class__.__name__
+            return ApiError(f"request failed: {exc.__class__.__name__}: {reason}"), None
+
+        if status == 200:
+            server_time = parse_http_date(date_header)
+            server_time_ns = int(server_time * 1e9) if server_time is not None else None
+            try:
+                return parse_page(body, server_time_ns=server_time_ns)
+            except orjson.JSONDecodeError as exc:
+                # A cut-off body is usually a transient fault between us and the API.
+                return ApiError(f"response body is not valid JSON ({exc})", status=status), None
+
+        message = _api_message(body)
+        if is_retriable_status(status):
+            retry_after = parse_retry_after(
+                retry_after_header, server_date=date_header, now=self._clock.time()
+            )
+            return ApiError(f"HTTP {status}: {message}", status=status), retry_after
+        raise self._final_error(status, message, params)
+
+    def _final_error(self, status: int, message: str, params: Mapping[str, str]) -> ApiError:
+        token = self._options.token
+        if status == 401:
+            return AuthenticationError(
+                f"the API rejected the API key from {token.source} (HTTP 401: {message}); "
+                f"check that {TOKEN_ENV_VAR} or --token-file holds a valid key",
+                status=status,
+            )
+        if status == 403:
+            return AccessDeniedError(
+                f"the API key from {token.source} may not read these events (HTTP 403: "
+                f"{message}); filtering on another user's activity needs an admin key",
+                status=status,
+            )
+        if status == 400 and "cursor" in params:
+            return CursorRejectedError(f"the API rejected the page cursor: {message}", status=400)
+        if status == 400:
+            return BadRequestError(
+                f"the API rejected the request (HTTP 400: {message})", status=400
+            )
+        return ApiError(f"GET {ACTIVITY_PATH} returned HTTP {status}: {message}", status=status)

@@ -1,0 +1,446 @@
+"""The poller: turns a feed of unknown order, with late events, into new events oldest first.
+
+The problem. The API's result order is undocumented, events can become
+visible after newer ones were returned, many events can share one timestamp,
+the inclusiveness of `since`/`until` is unknown, cursors may expire, and the
+local clock may be wrong.
+
+The obvious approach, "ask for everything since the newest event I have
+seen", misses late events and events that share the newest timestamp, and on
+a newest-first feed it must hold a whole backlog in memory to deliver it
+oldest first.
+
+The chosen approach reads the feed as a series of time windows:
+
+* Backfill windows `[floor, floor + width)` cover the past in slices. The
+  width adapts so a window holds about a quarter of the window buffer's
+  capacity, and the buffer itself cuts a window short when it still fills up,
+  so memory stays bounded whatever the order and the backlog.
+* Once the floor is within the lateness window of the server's clock, each
+  live round reads from `high-water mark - lateness window` to the open end,
+  so an event that shows up late, but within the lateness window, is still
+  found and delivered as soon as it is seen.
+* Every query widens its bounds by one second on each side, so whether the
+  API treats them as inclusive or exclusive, no event at a boundary is lost.
+  The overlap and the lateness re-reads are absorbed by the dedupe window.
+* "Now" is the server's clock: the `Date` header of the latest response plus
+  the monotonic time since, never the local wall clock (unless the server
+  sends no `Date`). Relative `--since` values are measured from it too.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import orjson
+import structlog
+
+from tailer.client import ActivityClient
+from tailer.clock import Clock, SystemClock
+from tailer.dedupe import DedupeWindow
+from tailer.errors import (
+    BadRequestError,
+    CursorRejectedError,
+    PageWalkStalledError,
+)
+from tailer.event import Event, InvalidEventError, parse_event
+from tailer.filters import QueryFilters
+from tailer.page import Page
+from tailer.timeparse import NS_PER_SECOND, format_api_time, format_iso
+from tailer.window import WindowBuffer
+
+__all__ = ["Poller", "PollerSettings", "PollerStatistics", "TimeBound"]
+
+Deliver = Callable[[list[Event]], Awaitable[None]]
+
+# Widening of every query bound, so boundary events survive exclusive bounds.
+OVERLAP_NS = NS_PER_SECOND
+MIN_WIDTH_NS = NS_PER_SECOND
+MAX_WIDTH_NS = 7 * 86400 * NS_PER_SECOND
+# A cursor returned this many times in one walk means the API is going round in circles.
+MAX_CURSOR_REPEATS = 3
+# This many pages in a row with hasMore but no events means the walk makes no progress.
+MAX_EMPTY_PAGES = 20
+# Invalid events are reported once per id; this many ids are remembered for that.
+MAX_REPORTED_INVALID = 10_000
+# Probes for the oldest `since` the API serves stop at this resolution.
+REANCHOR_RESOLUTION_NS = NS_PER_SECOND
+REANCHOR_MARGIN_NS = 5 * NS_PER_SECOND
+
+_log = structlog.get_logger("tailer.poller")
+
+
+@dataclass(frozen=True)
+class TimeBound:
+    """A time given either as absolute ns since the epoch or as ns before the server's now."""
+
+    absolute_ns: int | None = None
+    ago_ns: int | None = None
+
+    def resolve(self, now_ns: int) -> int:
+        if self.absolute_ns is not None:
+            return self.absolute_ns
+        return now_ns - (self.ago_ns or 0)
+
+
+@dataclass(frozen=True)
+class PollerSettings:
+    """What to read and how often. Intervals are seconds; times and widths are ns."""
+
+    since: TimeBound
+    until: TimeBound | None = None
+    follow: bool = False
+    filters: QueryFilters = field(default_factory=lambda: QueryFilters({}))
+    lateness_ns: int = 60 * NS_PER_SECOND
+    page_size: int = 500
+    min_interval: float = 1.0
+    max_interval: float = 10.0
+    window_capacity: int = 10_000
+    initial_width_ns: int = 60 * NS_PER_SECOND
+
+
+@dataclass
+class PollerStatistics:
+    """Counters since the poller started.
+
+    `received` counts every event object in every page, re-reads included;
+    `new` counts events handed on; `late` counts new events older than the
+    high-water mark at the time they were found.
+    """
+
+    rounds: int = 0
+    pages: int = 0
+    received: int = 0
+    new: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    filtered: int = 0
+    outside_window: int = 0
+    late: int = 0
+    stalled_walks: int = 0
+    cursor_rejections: int = 0
+    unreadable_windows: int = 0
+
+
+@dataclass
+class _Round:
+    lo: int
+    hi: int | None
+    live: bool
+
+
+class Poller:
+    """Reads one source's feed and hands each new event on once, in (time, id) order per round.
+
+    `run` returns once the requested time range is read, or never when
+    following without `until`; cancel it to stop.
+    """
+
+    def __init__(
+        self,
+        client: ActivityClient,
+        settings: PollerSettings,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._client = client
+        self._settings = settings
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._variants = settings.filters.query_variants()
+        self._local_filters = settings.filters.local_filters()
+        self._seen = DedupeWindow()
+        self._reported_invalid: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._server_time: tuple[int, float] | None = None  # (server ns, local monotonic)
+
+        self.statistics = PollerStatistics()
+        self.start_ns = 0
+        self.end_ns: int | None = None
+        self.floor_ns = 0
+        self.high_water_ns: int | None = None
+        self.cursor: str | None = None
+        self.width_ns = settings.initial_width_ns
+        self._interval = settings.min_interval
+        self._failures = 0
+
+    # -- clock -------------------------------------------------------------
+
+    def _note_server_time(self, page: Page) -> None:
+        if page.server_time_ns is not None:
+            self._server_time = (page.server_time_ns, self._clock.monotonic())
+
+    def server_now_ns(self) -> int:
+        """Return the server's current time, estimated from its latest `Date` header."""
+        if self._server_time is None:
+            # NOTE: only when the API sends no Date header does the local clock decide "now".
+            return int(self._clock.time() * NS_PER_SECOND)
+        server_ns, at = self._server_time
+        return server_ns + int((self._clock.monotonic() - at) * NS_PER_SECOND)
+
+    # -- main loop ---------------------------------------------------------
+
+    async def run(self, deliver: Deliver) -> None:
+        """Read the configured range and await `deliver` with each round's new events."""
+        await self._resolve_range()
+        while self.end_ns is None or self.floor_ns < self.end_ns:
+            started = self._clock.monotonic()
+            current = self._next_round()
+            try:
+                buffer = await self._read_window(current)
+            except CursorRejectedError as exc:
+                self.statistics.cursor_rejections += 1
+                self.width_ns = max(MIN_WIDTH_NS, self.width_ns // 2)
+                _log.warning("cursor.rejected", error=str(exc), **self._window_fields(current))
+                await self._back_off()
+                continue
+            except PageWalkStalledError as exc:
+                self.statistics.stalled_walks += 1
+                _log.warning("walk.stalled", error=str(exc), **self._window_fields(current))
+                await self._back_off()
+                continue
+            except BadRequestError as exc:
+                await self._reanchor(current.lo, exc)
+                continue
+
+            self._failures = 0
+            events = buffer.sorted_events()
+            self._commit(current, buffer, events)
+            if events:
+                await deliver(events)
+            await self._pause(current, buffer, events, started)
+
+    async def _resolve_range(self) -> None:
+        """Learn the server's clock and turn relative bounds into absolute ones."""
+        probe = {**self._variants[0], "limit": "1"}
+        page = await self._client.fetch_page(probe)
+        self._note_server_time(page)
+        if page.server_time_ns is None:
+            _log.warning("clock.fallback", reason="the API sent no Date header")
+        now = self.server_now_ns()
+        settings = self._settings
+        self.start_ns = settings.since.resolve(now)
+        if settings.until is not None:
+            self.end_ns = settings.until.resolve(now)
+        elif not settings.follow:
+            self.end_ns = now
+        self.floor_ns = self.start_ns
+        _log.info(
+            "poll.started",
+            since=format_iso(self.start_ns, digits=3),
+            until=format_iso(self.end_ns, digits=3) if self.end_ns is not None else None,
+            follow=settings.follow,
+            queries_per_round=len(self._variants),
+        )
+
+    def _next_round(self) -> _Round:
+        settings = self._settings
+        hi = self.floor_ns + self.width_ns
+        if self.end_ns is not None:
+            hi = min(hi, self.end_ns)
+        if not settings.follow or hi <= self.server_now_ns() - settings.lateness_ns:
+            return _Round(self.floor_ns, hi, live=False)
+
+        lo = self.floor_ns
+        if self.high_water_ns is not None:
+            lo = min(lo, self.high_water_ns - settings.lateness_ns)
+        return _Round(max(lo, self.start_ns), self.end_ns, live=True)
+
+    async def _read_window(self, current: _Round) -> WindowBuffer:
+        buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
+        bounds = {"since": format_api_time(current.lo - OVERLAP_NS)}
+        if current.hi is not None:
+            bounds["until"] = format_api_time(current.hi + OVERLAP_NS, round_up=True)
+        self.statistics.rounds += 1
+        for variant in self._variants:
+            params = {**variant, **bounds, "limit": str(self._settings.page_size)}
+            await self._walk(params, buffer)
+        if buffer.overflowed:
+            _log.warning(
+                "window.overflowed",
+                held=len(buffer),
+                capacity=buffer.capacity,
+                reason="more events share one timestamp than the window buffer holds",
+            )
+        return buffer
+
+    async def _walk(self, params: dict[str, str], buffer: WindowBuffer) -> None:
+        """Follow one query's cursors to the last page, adding new events to `buffer`."""
+        recent_cursors: collections.Counter[str] = collections.Counter()
+        empty_pages = 0
+        cursor: str | None = None
+        while True:
+            query = params if cursor is None else {**params, "cursor": cursor}
+            self.cursor = cursor
+            page = await self._client.fetch_page(query)
+            self._note_server_time(page)
+            self.statistics.pages += 1
+            for raw in page.events:
+                self._accept(raw, buffer)
+            if not page.has_more:
+                break
+
+            cursor = page.next_cursor
+            assert cursor is not None  # parse_page guarantees a cursor when has_more
+            recent_cursors[cursor] += 1
+            if recent_cursors[cursor] >= MAX_CURSOR_REPEATS:
+                raise PageWalkStalledError(
+                    f"the API returned the same cursor {recent_cursors[cursor]} times in one walk"
+                )
+            empty_pages = 0 if page.events else empty_pages + 1
+            if empty_pages >= MAX_EMPTY_PAGES:
+                raise PageWalkStalledError(
+                    f"the API returned {empty_pages} empty pages in a row that claim more follow"
+                )
+        self.cursor = None
+
+    def _accept(self, raw: object, buffer: WindowBuffer) -> None:
+        stats = self.statistics
+        stats.received += 1
+        try:
+            event = parse_event(raw)
+        except InvalidEventError as exc:
+            self._report_invalid(raw, exc)
+            return
+        if self._local_filters and not QueryFilters.matches(event.raw, self._local_filters):
+            stats.filtered += 1
+            return
+        if event.id in self._seen or event.id in buffer:
+            stats.duplicate += 1
+            return
+        if event.time_ns < self.start_ns or event.time_ns < self._horizon_ns():
+            stats.outside_window += 1
+            return
+        buffer.add(event)
+
+    def _report_invalid(self, raw: object, exc: InvalidEventError) -> None:
+        key = exc.event_id if exc.event_id is not None else orjson.dumps(raw).decode()
+        if key in self._reported_invalid:
+            return
+        self._reported_invalid[key] = None
+        if len(self._reported_invalid) > MAX_REPORTED_INVALID:
+            self._reported_invalid.popitem(last=False)
+        self.statistics.invalid += 1
+        _log.warning("event.invalid", event_id=exc.event_id, error=str(exc))
+
+    def _horizon_ns(self) -> int:
+        """Return the oldest event time the dedupe window must still remember."""
+        oldest_query_start = self.floor_ns
+        if self.high_water_ns is not None:
+            oldest_query_start = min(
+                oldest_query_start, self.high_water_ns - self._settings.lateness_ns
+            )
+        return oldest_query_start - 2 * OVERLAP_NS
+
+    def _commit(self, current: _Round, buffer: WindowBuffer, events: list[Event]) -> None:
+        """Record a completed window: dedupe ids, high-water mark, floor and next width."""
+        stats = self.statistics
+        for event in events:
+            self._seen.add(event.id, event.time_ns)
+            if self.high_water_ns is not None and event.time_ns < self.high_water_ns:
+                stats.late += 1
+        stats.new += len(events)
+        if events and (self.high_water_ns is None or events[-1].time_ns > self.high_water_ns):
+            self.high_water_ns = events[-1].time_ns
+
+        if buffer.cutoff_ns is not None and (current.hi is None or buffer.cutoff_ns < current.hi):
+            covered_until = buffer.cutoff_ns
+        elif current.live:
+            covered_until = self.server_now_ns() - self._settings.lateness_ns
+        else:
+            assert current.hi is not None
+            covered_until = current.hi
+        previous_floor = self.floor_ns
+        self.floor_ns = max(self.floor_ns, covered_until)
+        if not current.live:
+            self._adapt_width(self.floor_ns - previous_floor, len(buffer))
+        self._seen.prune(self._horizon_ns())
+        _log.debug(
+            "poll.completed",
+            new=len(events),
+            live=current.live,
+            floor=format_iso(self.floor_ns, digits=3),
+            dedupe_ids=len(self._seen),
+        )
+
+    def _adapt_width(self, covered_ns: int, count: int) -> None:
+        """Size the next backfill window to hold about a quarter of the buffer's capacity."""
+        target = max(self._settings.window_capacity // 4, 1)
+        # An empty window says nothing about density, so widen by the maximum step.
+        proposed = self.width_ns * 4 if count == 0 else max(covered_ns, 1) * target // count
+        proposed = min(max(proposed, self.width_ns // 4), self.width_ns * 4)
+        self.width_ns = min(max(proposed, MIN_WIDTH_NS), MAX_WIDTH_NS)
+
+    async def _pause(
+        self, current: _Round, buffer: WindowBuffer, events: list[Event], started: float
+    ) -> None:
+        """Wait before the next round: not at all in backfill, adaptively when live."""
+        settings = self._settings
+        cut_short = buffer.cutoff_ns is not None and buffer.cutoff_ns != current.hi
+        if not current.live or cut_short:
+            return
+        if events:
+            self._interval = settings.min_interval
+        else:
+            self._interval = min(self._interval * 2, settings.max_interval)
+        elapsed = self._clock.monotonic() - started
+        await self._clock.sleep(self._interval - elapsed)
+
+    async def _back_off(self) -> None:
+        """Wait after a failed round, longer with each failure in a row, with full jitter."""
+        self._failures += 1
+        bound = min(
+            self._settings.max_interval, self._settings.min_interval * 2 ** (self._failures - 1)
+        )
+        await self._clock.sleep(self._rng.uniform(bound / 2, bound))
+
+    # -- windows the API will not serve -------------------------------------
+
+    async def _accepts_since(self, since_ns: int) -> bool:
+        query = {**self._variants[0], "since": format_api_time(since_ns - OVERLAP_NS), "limit": "1"}
+        try:
+            page = await self._client.fetch_page(query)
+        except BadRequestError:
+            return False
+        self._note_server_time(page)
+        return True
+
+    async def _reanchor(self, lo: int, error: BadRequestError) -> None:
+        """Skip the part of the range the API rejects, or re-raise when the request itself is bad.
+
+        A `since` older than the API's retention is rejected with 400. If a
+        recent `since` is accepted, the tailer searches for the oldest accepted
+        one, reports the gap it cannot read, and carries on from there.
+        """
+        recent = max(lo, self.server_now_ns() - self._settings.lateness_ns)
+        if recent == lo or not await self._accepts_since(recent):
+            raise error
+        rejected, accepted = lo, recent
+        while accepted - rejected > REANCHOR_RESOLUTION_NS:
+            middle = (rejected + accepted) // 2
+            if await self._accepts_since(middle):
+                accepted = middle
+            else:
+                rejected = middle
+        resume = min(accepted + REANCHOR_MARGIN_NS, recent)
+        self.statistics.unreadable_windows += 1
+        _log.warning(
+            "window.unreadable",
+            since=format_iso(lo, digits=3),
+            until=format_iso(resume, digits=3),
+            error=str(error),
+            reason="the API rejects this range; events in it cannot be read",
+        )
+        # Older events can no longer be read, so they count as outside the range.
+        self.start_ns = max(self.start_ns, resume)
+        self.floor_ns = max(self.floor_ns, resume)
+
+    @staticmethod
+    def _window_fields(current: _Round) -> dict[str, object]:
+        return {
+            "since": format_iso(current.lo, digits=3),
+            "until": format_iso(current.hi, digits=3) if current.hi is not None else None,
+        }

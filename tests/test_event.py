@@ -1,0 +1,54 @@
+import pytest
+
+from tailer.event import InvalidEventError, parse_event
+from tailer.timeparse import parse_time
+
+
+def test_event_keeps_every_field() -> None:
+    raw = {
+        "id": "evt-1",
+        "createdAt": "2026-05-10T12:00:00.5Z",
+        "severity": "info",
+        "futureField": {"nested": [1, 2.5, None]},
+        "attributes": {},
+    }
+
+    event = parse_event(raw)
+
+    assert event.id == "evt-1"
+    assert event.time_ns == parse_time("2026-05-10T12:00:00.5Z")
+    assert event.raw is raw
+    assert event.to_json() == (
+        b'{"id":"evt-1","createdAt":"2026-05-10T12:00:00.5Z","severity":"info",'
+        b'"futureField":{"nested":[1,2.5,null]},"attributes":{}}'
+    )
+
+
+def test_event_reads_occurred_at() -> None:
+    event = parse_event({"id": "act_abc123", "occurredAt": "2026-05-10T12:00:00.000Z"})
+
+    assert event.time_ns == parse_time("2026-05-10T12:00:00Z")
+
+
+def test_event_numeric_id_becomes_text() -> None:
+    assert parse_event({"id": 42, "createdAt": "2026-05-10T12:00:00Z"}).id == "42"
+
+
+@pytest.mark.parametrize(
+    ("raw", "event_id", "message"),
+    [
+        ({"createdAt": "2026-05-10T12:00:00Z"}, None, "id"),
+        ({"id": "", "createdAt": "2026-05-10T12:00:00Z"}, "", "id"),
+        ({"id": None, "createdAt": "2026-05-10T12:00:00Z"}, None, "id"),
+        ({"id": "e1"}, "e1", "neither createdAt nor occurredAt"),
+        ({"id": "e1", "createdAt": None}, "e1", "neither createdAt nor occurredAt"),
+        ({"id": "e1", "createdAt": "tuesday"}, "e1", "invalid time 'tuesday'"),
+        ({"id": "e1", "createdAt": 1778414400}, "e1", "createdAt"),
+        (["not", "an", "object"], None, "JSON list"),
+    ],
+)
+def test_event_without_usable_id_or_time(raw: object, event_id: str | None, message: str) -> None:
+    with pytest.raises(InvalidEventError, match=message) as caught:
+        parse_event(raw)
+
+    assert caught.value.event_id == event_id

@@ -1,0 +1,267 @@
+"""Poller cases that need a misbehaving API: a scripted server on 127.0.0.1 plays it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import pytest
+from aiohttp import web
+from apistub import ScriptedApi, error, page
+from structlog.testing import capture_logs
+
+from tailer.client import ActivityClient, ClientOptions
+from tailer.clock import SystemClock
+from tailer.credentials import Token
+from tailer.errors import BadRequestError, PageFormatError
+from tailer.event import Event
+from tailer.poller import MAX_EMPTY_PAGES, Poller, PollerSettings, TimeBound
+from tailer.retry import RetryPolicy
+from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time
+
+NOW = time.time()
+NOW_NS = int(NOW) * NS_PER_SECOND
+
+
+def event(number: int, seconds_ago: float) -> dict[str, Any]:
+    return {
+        "id": f"evt-{number:04d}",
+        "createdAt": format_iso(NOW_NS - int(seconds_ago * NS_PER_SECOND), digits=3),
+        "title": f"event {number}",
+    }
+
+
+class Feed:
+    """Serves a fixed list of events by since/until (inclusive), `limit` per page, newest first."""
+
+    def __init__(self, events: list[dict[str, Any]], *, shuffle: bool = False) -> None:
+        self.events = events
+        self.shuffle = shuffle
+
+    def select(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        since = parse_time(query["since"]) if "since" in query else None
+        until = parse_time(query["until"]) if "until" in query else None
+        chosen = [
+            e
+            for e in self.events
+            if (since is None or parse_time(e["createdAt"]) >= since)
+            and (until is None or parse_time(e["createdAt"]) <= until)
+        ]
+        chosen.sort(key=lambda e: (e["createdAt"], e["id"]), reverse=True)
+        return chosen
+
+    async def handle(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        rows = self.select(query)
+        offset = int(query.get("cursor", "0"))
+        limit = int(query.get("limit", "50"))
+        chunk = rows[offset : offset + limit]
+        if self.shuffle:
+            random.Random(offset).shuffle(chunk)
+        more = offset + limit < len(rows)
+        return page(chunk, more, str(offset + limit) if more else None, server_time=time.time())
+
+
+def make_poller(url: str, **settings: Any) -> tuple[ActivityClient, Poller]:
+    client = ActivityClient(
+        ClientOptions(
+            base_url=url,
+            token=Token("rt_test_stub", source="test"),
+            retry=RetryPolicy(base_delay=0.01, max_delay=0.05, max_attempts=3),
+        )
+    )
+    defaults: dict[str, Any] = {
+        "since": TimeBound(ago_ns=600 * NS_PER_SECOND),
+        "min_interval": 0.01,
+        "max_interval": 0.05,
+        "page_size": 3,
+    }
+    defaults.update(settings)
+    clock = settings.pop("clock", None)
+    defaults.pop("clock", None)
+    return client, Poller(client, PollerSettings(**defaults), clock=clock)
+
+
+async def read_all(client: ActivityClient, poller: Poller) -> list[Event]:
+    delivered: list[Event] = []
+
+    async def deliver(events: list[Event]) -> None:
+        delivered.extend(events)
+
+    async with client:
+        await asyncio.wait_for(poller.run(deliver), timeout=20)
+    return delivered
+
+
+def ids(events: list[Event]) -> list[str]:
+    return [e.id for e in events]
+
+
+async def test_shuffled_pages_delivered_oldest_first() -> None:
+    events = [event(n, 500 - n * 10) for n in range(40)]
+    feed = Feed(events, shuffle=True)
+    async with ScriptedApi(feed.handle) as api:
+        delivered = await read_all(*make_poller(api.url))
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(40)]
+
+
+async def test_repeated_cursor_backs_off_reports_and_recovers() -> None:
+    events = [event(n, 100 - n) for n in range(5)]
+    feed = Feed(events)
+    loops = {"left": 4}
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.query.get("cursor") == "3" and loops["left"] > 0:
+            loops["left"] -= 1
+            return page([events[0]], True, "3", server_time=time.time())
+        return await feed.handle(request)
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with capture_logs() as logs:
+            delivered = await read_all(client, poller)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(5)]
+    assert poller.statistics.stalled_walks >= 1
+    stalls = [entry for entry in logs if entry["event"] == "walk.stalled"]
+    assert stalls
+    assert "same cursor 3 times" in stalls[0]["error"]
+
+
+async def test_endless_empty_pages_back_off_then_recover() -> None:
+    events = [event(n, 100 - n) for n in range(4)]
+    feed = Feed(events)
+    served = {"empty": 0}
+
+    async def handle(request: web.Request) -> web.Response:
+        # The first walk after the probe gets MAX_EMPTY_PAGES empty pages that claim more.
+        if "since" in request.query and served["empty"] < MAX_EMPTY_PAGES:
+            served["empty"] += 1
+            return page([], True, f"empty{served['empty']}", server_time=time.time())
+        return await feed.handle(request)
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        delivered = await read_all(client, poller)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(4)]
+    assert poller.statistics.stalled_walks == 1
+
+
+async def test_missing_paging_fields_is_an_error_not_an_end() -> None:
+    async def handle(request: web.Request) -> web.Response:
+        return web.json_response({"data": {"events": [event(1, 5)]}, "paging": {}})
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with pytest.raises(PageFormatError, match="no hasMore field"):
+            await read_all(client, poller)
+
+
+async def test_rejected_cursor_rereads_window_without_duplicates() -> None:
+    events = [event(n, 200 - n) for n in range(10)]
+    feed = Feed(events)
+    rejected = {"count": 0}
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.query.get("cursor") == "6" and rejected["count"] < 2:
+            rejected["count"] += 1
+            return error(400, "cursor expired", server_time=time.time())
+        return await feed.handle(request)
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with capture_logs() as logs:
+            delivered = await read_all(client, poller)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(10)]
+    assert poller.statistics.cursor_rejections == 2
+    assert [e["event"] for e in logs].count("cursor.rejected") == 2
+
+
+async def test_range_beyond_retention_reports_gap_and_continues() -> None:
+    retention_start_ns = NOW_NS - 300 * NS_PER_SECOND
+    events = [event(n, 525 - n * 50) for n in range(10)]  # 525 s ago .. 75 s ago
+    feed = Feed(events)
+
+    async def handle(request: web.Request) -> web.Response:
+        since = request.query.get("since")
+        if since is not None and parse_time(since) < retention_start_ns:
+            return error(400, "since is beyond the retention period", server_time=time.time())
+        return await feed.handle(request)
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with capture_logs() as logs:
+            delivered = await read_all(client, poller)
+
+    # The tailer resumes a few seconds past the oldest accepted time; no event is that close.
+    readable = [e["id"] for e in events if parse_time(e["createdAt"]) >= retention_start_ns]
+    assert ids(delivered) == readable
+    assert poller.statistics.unreadable_windows == 1
+    gaps = [entry for entry in logs if entry["event"] == "window.unreadable"]
+    assert len(gaps) == 1
+    gap_end_ns = parse_time(gaps[0]["until"])
+    assert retention_start_ns <= gap_end_ns <= retention_start_ns + 7 * NS_PER_SECOND
+    assert parse_time(gaps[0]["since"]) < retention_start_ns
+
+
+async def test_genuine_bad_request_stops() -> None:
+    async def handle(request: web.Request) -> web.Response:
+        if "since" in request.query:
+            return error(400, "event_type is not valid", server_time=time.time())
+        return page([], server_time=time.time())
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with pytest.raises(BadRequestError, match="event_type is not valid"):
+            await read_all(client, poller)
+
+
+async def test_invalid_events_reported_once_and_skipped() -> None:
+    events = [event(1, 30), {"title": "no id"}, {"id": "no-time"}, event(2, 20)]
+
+    async def handle(request: web.Request) -> web.Response:
+        return page(events, server_time=time.time())
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with capture_logs() as logs:
+            delivered = await read_all(client, poller)
+
+    assert ids(delivered) == ["evt-0001", "evt-0002"]
+    assert poller.statistics.invalid == 2
+    warnings = [entry for entry in logs if entry["event"] == "event.invalid"]
+    assert [w["event_id"] for w in warnings] == [None, "no-time"]
+
+
+@pytest.mark.parametrize("skew_seconds", [-3600.0, 3600.0])
+async def test_skewed_local_clock_misses_nothing(skew_seconds: float) -> None:
+    events = [event(n, 590 - n * 20) for n in range(30)]
+    feed = Feed(events)
+    async with ScriptedApi(feed.handle) as api:
+        client, poller = make_poller(api.url, clock=SystemClock(offset=skew_seconds))
+        delivered = await read_all(client, poller)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(30)]
+
+
+async def test_unreadable_date_header_falls_back_to_local_clock() -> None:
+    events = [event(n, 100 - n) for n in range(3)]
+
+    async def handle(request: web.Request) -> web.Response:
+        response = await Feed(events).handle(request)
+        # aiohttp always sends a Date header, so the stub sends one no parser accepts.
+        response.headers["Date"] = "not a date"
+        return response
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url)
+        with capture_logs() as logs:
+            delivered = await read_all(client, poller)
+
+    assert ids(delivered) == ["evt-0000", "evt-0001", "evt-0002"]
+    assert any(entry["event"] == "clock.fallback" for entry in logs)
