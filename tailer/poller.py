@@ -171,7 +171,10 @@ class Poller:
 
     def _note_server_time(self, page: Page) -> None:
         if page.server_time_ns is not None:
-            self._server_time = (page.server_time_ns, self._clock.monotonic())
+            # The Date header has whole seconds, truncated; the server's time is
+            # somewhere in that second, so take its end and never cut the range short.
+            server_ns = page.server_time_ns + NS_PER_SECOND - 1
+            self._server_time = (server_ns, self._clock.monotonic())
 
     def server_now_ns(self) -> int:
         """Return the server's current time, estimated from its latest `Date` header."""

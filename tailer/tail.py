@@ -1,0 +1,155 @@
+"""The terminal command: poll one feed and write its events to stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import structlog
+
+from tailer.client import ActivityClient, ClientOptions
+from tailer.clock import Clock
+from tailer.errors import (
+    AccessDeniedError,
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+)
+from tailer.event import Event
+from tailer.exitcodes import ExitCode
+from tailer.output import Formatter
+from tailer.poller import Poller, PollerSettings
+
+__all__ = ["EventWriter", "TailCommand", "run_main", "run_tail"]
+
+_log = structlog.get_logger("tailer.tail")
+
+
+class EventWriter:
+    """Writes formatted events to a binary stream.
+
+    When following, each event is flushed at once so a pipe or a file sees
+    it without waiting for a buffer to fill.
+    """
+
+    def __init__(self, stream: BinaryIO, formatter: Formatter, *, flush_each: bool) -> None:
+        self._stream = stream
+        self._formatter = formatter
+        self._flush_each = flush_each
+        self.written = 0
+
+    async def write(self, events: list[Event]) -> None:
+        for event in events:
+            self._stream.write(self._formatter.format(event))
+            self.written += 1
+            if self._flush_each:
+                self._stream.flush()
+        self._stream.flush()
+
+
+@dataclass(frozen=True)
+class TailCommand:
+    """Everything the terminal command needs, validated."""
+
+    client: ClientOptions
+    poller: PollerSettings
+    formatter: Formatter
+
+
+async def run_tail(command: TailCommand, stdout: BinaryIO, *, clock: Clock | None = None) -> int:
+    """Follow or read the feed into `stdout`; return the number of events written."""
+    writer = EventWriter(stdout, command.formatter, flush_each=command.poller.follow)
+    async with ActivityClient(command.client, clock=clock) as client:
+        poller = Poller(client, command.poller, clock=clock)
+        try:
+            await poller.run(writer.write)
+        finally:
+            stats = poller.statistics
+            _log.info(
+                "poll.stopped",
+                written=writer.written,
+                pages=stats.pages,
+                duplicate=stats.duplicate,
+                invalid=stats.invalid,
+                late=stats.late,
+                retries=client.retries,
+            )
+    return writer.written
+
+
+def _exit_code_for(exc: BaseException) -> ExitCode:
+    if isinstance(exc, ConfigError):
+        return ExitCode.USAGE_ERROR
+    if isinstance(exc, AuthenticationError | AccessDeniedError):
+        return ExitCode.AUTH_ERROR
+    if isinstance(exc, ApiError):
+        return ExitCode.API_ERROR
+    return ExitCode.INTERNAL_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    with contextlib.suppress(OSError):
+        os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, ExitCode]], ExitCode]:
+    try:
+        import uvloop
+    except ImportError:  # platforms without uvloop, such as Windows
+        return asyncio.run
+    return uvloop.run
+
+
+def run_main(
+    main: Callable[[], Awaitable[None]],
+    *,
+    interrupted_code: ExitCode = ExitCode.INTERRUPTED,
+) -> ExitCode:
+    """Run `main` on uvloop where available and map its outcome to an exit code.
+
+    SIGINT and SIGTERM cancel `main`; it exits with `interrupted_code` or 143.
+    A closed stdout (`| head`) ends the command quietly with status 0.
+    """
+
+    async def guarded() -> ExitCode:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            task.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            await main()
+        except asyncio.CancelledError:
+            if not received:
+                raise
+            if received[0] == signal.SIGTERM:
+                return ExitCode.TERMINATED
+            return interrupted_code
+        return ExitCode.OK
+
+    try:
+        return _event_loop_runner()(guarded())
+    except BrokenPipeError:
+        _silence_stdout()
+        return ExitCode.OK
+    except KeyboardInterrupt:
+        return interrupted_code
+    except (ConfigError, ApiError) as exc:
+        print(f"runtools-tail: {exc}", file=sys.stderr)
+        return _exit_code_for(exc)
