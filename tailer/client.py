@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 import orjson
@@ -80,6 +80,22 @@ def build_ssl_context(options: ClientOptions) -> ssl.SSLContext:
     return context
 
 
+def _split_base_url(url: str) -> SplitResult | None:
+    """Split an http(s)://host[:port][/path] URL, or return None for any other string.
+
+    User info, a query or a fragment make the URL invalid: the token is the only
+    credential, and the client appends its own path to the URL.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError unless the port is a number in 0-65535
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc or "?" in url or "#" in url:
+        return None
+    return parts
+
+
 def _api_message(body: bytes) -> str:
     """Extract the API's error message from a JSON body, or a short excerpt of any other body."""
     try:
@@ -113,16 +129,16 @@ class ActivityClient:
         clock: Clock | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        parts = urlsplit(options.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        parts = _split_base_url(options.base_url)
+        if parts is None or not parts.hostname:
             raise ConfigError(
-                f"API URL {options.base_url!r} is invalid; expected http(s)://host[:port]"
+                f"API URL {options.base_url!r} is invalid; expected http(s)://host[:port][/path]"
             )
         self._options = options
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._url = options.base_url.rstrip("/") + ACTIVITY_PATH
-        self._proxy = self._explicit_proxy(parts.hostname)
+        self._proxy = self._select_proxy(parts.scheme, parts.hostname)
         self._ssl = build_ssl_context(options)
         self._session: aiohttp.ClientSession | None = None
         self._not_before = 0.0  # monotonic time before which no request is sent
@@ -130,31 +146,31 @@ class ActivityClient:
         self.retries = 0
         self.rate_limit_waits = 0
 
-    def _explicit_proxy(self, host: str) -> str | None:
-        if self._options.proxy is None:
-            return None
+    def _select_proxy(self, scheme: str, host: str) -> str | None:
+        """Return None when NO_PROXY lists the host, else the option, else the environment's."""
         if urllib.request.proxy_bypass(host):
             return None
-        return self._options.proxy
+        if self._options.proxy is not None:
+            return self._options.proxy
+        return urllib.request.getproxies().get(scheme)
 
-    def _headers(self) -> dict[str, str]:
+    def _auth_headers(self) -> dict[str, str]:
         token = self._options.token.reveal()
-        headers = {"Accept": "application/json", "User-Agent": f"runtools-tail/{__version__}"}
         if self._options.auth_header == "x-api-key":
-            headers["X-API-Key"] = token
-        else:
-            headers["Authorization"] = f"Bearer {token}"
-        return headers
+            return {"X-API-Key": token}
+        return {"Authorization": f"Bearer {token}"}
 
     async def __aenter__(self) -> ActivityClient:
         timeout = aiohttp.ClientTimeout(
             total=self._options.timeout, sock_connect=self._options.connect_timeout
         )
         connector = aiohttp.TCPConnector(ssl=self._ssl)
-        # trust_env makes aiohttp honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY when no
-        # explicit proxy is given; an explicit proxy is passed per request.
+        headers = {"Accept": "application/json", "User-Agent": f"runtools-tail/{__version__}"}
+        # The proxy, from the option or the environment, is passed per request.
+        # trust_env stays off because it also reads ~/.netrc, and aiohttp would send
+        # those Basic credentials beside an X-API-Key or fail on a Bearer header.
         self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=connector, trust_env=True, headers=self._headers()
+            timeout=timeout, connector=connector, trust_env=False, headers=headers
         )
         return self
 
@@ -188,19 +204,23 @@ class ActivityClient:
                 return outcome
 
             failure, retry_after = outcome
+            if retry_after is not None:
+                wait = policy.clamp(retry_after)
+            else:
+                wait = policy.backoff(attempts, self._rng)
+            if failure.status == 429:
+                # Set before the budget check, so a caller that gets the error
+                # below and calls again still waits.
+                self._not_before = max(self._not_before, self._clock.monotonic() + wait)
+
             if policy.gives_up_after(attempts):
                 raise RetriesExhaustedError(
                     f"GET {ACTIVITY_PATH} failed {attempts} times; last error: {failure}",
                     status=getattr(failure, "status", None),
                 ) from failure
 
-            if retry_after is not None:
-                wait = policy.clamp(retry_after)
-            else:
-                wait = policy.backoff(attempts, self._rng)
             if failure.status == 429:
                 self.rate_limit_waits += 1
-                self._not_before = max(self._not_before, self._clock.monotonic() + wait)
             self.retries += 1
             _log.warning(
                 "request.retrying",
@@ -220,13 +240,32 @@ class ActivityClient:
         self, session: aiohttp.ClientSession, params: Mapping[str, str]
     ) -> Page | tuple[ApiError, float | None]:
         """Send one request. Return the page, or the retriable failure and its Retry-After."""
+        # The token goes with each request rather than in the session's default
+        # headers, because aiohttp (3.14) also sends those on CONNECT to a proxy.
+        # Redirects are not followed: on a redirect to another origin aiohttp
+        # drops Authorization but would pass an X-API-Key on.
         try:
-            async with session.get(self._url, params=dict(params), proxy=self._proxy) as response:
+            async with session.get(
+                self._url,
+                params=dict(params),
+                headers=self._auth_headers(),
+                proxy=self._proxy,
+                allow_redirects=False,
+            ) as response:
                 body = await response.read()
                 status = response.status
                 date_header = response.headers.get("Date")
                 retry_after_header = response.headers.get("Retry-After")
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except aiohttp.ClientConnectorCertificateError as exc:
+            # Retrying cannot help: the outcome depends only on the trusted CAs and the name.
+            raise ApiError(
+                f"the TLS certificate of {self._url} could not be verified "
+                f"({exc.certificate_error}); pass the CA that signed it with --ca-file, "
+                "or turn verification off with --no-verify-tls (unsafe)"
+            ) from None
+        except TimeoutError:
+            return ApiError(f"request timed out after {self._options.timeout:g} s"), None
+        except aiohttp.ClientError as exc:
             reason = str(exc) or exc.__class__.__name__
             return ApiError(f"request failed: {exc.__class__.__name__}: {reason}"), None
 
@@ -240,6 +279,10 @@ class ActivityClient:
                 return ApiError(f"response body is not valid JSON ({exc})", status=status), None
 
         message = _api_message(body)
+        token = self._options.token.reveal()
+        if token:
+            # Some servers quote the rejected key back in the error body.
+            message = message.replace(token, "***")
         if is_retriable_status(status):
             retry_after = parse_retry_after(
                 retry_after_header, server_date=date_header, now=self._clock.time()

@@ -75,8 +75,10 @@ def parse_retry_after(value: str | None, *, server_date: str | None, now: float)
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
+    # Delta-seconds are ASCII digits only: isdigit() alone accepts "²", which int()
+    # rejects. float() turns a value too long for int() into inf, which callers clamp.
+    if text.isascii() and text.isdigit():
+        return float(text)
     target = parse_http_date(text)
     if target is None:
         return None

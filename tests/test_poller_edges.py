@@ -21,14 +21,16 @@ from tailer.poller import MAX_EMPTY_PAGES, Poller, PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time
 
-NOW = time.time()
-NOW_NS = int(NOW) * NS_PER_SECOND
+
+def now_ns() -> int:
+    return int(time.time()) * NS_PER_SECOND
 
 
 def event(number: int, seconds_ago: float) -> dict[str, Any]:
+    """An event `seconds_ago` before the current whole second."""
     return {
         "id": f"evt-{number:04d}",
-        "createdAt": format_iso(NOW_NS - int(seconds_ago * NS_PER_SECOND), digits=3),
+        "createdAt": format_iso(now_ns() - int(seconds_ago * NS_PER_SECOND), digits=3),
         "title": f"event {number}",
     }
 
@@ -183,7 +185,7 @@ async def test_rejected_cursor_rereads_window_without_duplicates() -> None:
 
 
 async def test_range_beyond_retention_reports_gap_and_continues() -> None:
-    retention_start_ns = NOW_NS - 300 * NS_PER_SECOND
+    retention_start_ns = now_ns() - 300 * NS_PER_SECOND
     events = [event(n, 525 - n * 50) for n in range(10)]  # 525 s ago .. 75 s ago
     feed = Feed(events)
 
