@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +22,7 @@ from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.tail import TailCommand, run_main, run_tail
 from tailer.timeparse import parse_duration, parse_time
+from tailer.urls import url_problem as check_url
 
 __all__ = ["build_tail_command", "main", "tail_parser"]
 
@@ -31,6 +30,7 @@ DEFAULT_API_URL = "https://api.runtools.ai"
 # One-shot reads give up after this many tries of one request; following never gives up.
 ONE_SHOT_MAX_ATTEMPTS = 8
 COMMANDS = ("simulate", "demo")
+DAEMON_COMMANDS = ("run", "check-config", "state", "dead-letters")
 
 # (option, query parameter, help) for every API filter; each option is repeatable.
 _FILTER_OPTIONS = (
@@ -66,7 +66,8 @@ def tail_parser() -> argparse.ArgumentParser:
         description=(
             "Print RunTools activity events, oldest first, each once. Without -f, print the "
             "events since --since and exit; with -f, keep following. Other commands: "
-            "'runtools-tail simulate' (a local API simulator) and 'runtools-tail demo'."
+            "run (the daemon), check-config, state, dead-letters, simulate (a local API "
+            "simulator) and demo; each takes --help."
         ),
         epilog=(
             f"The API key comes from ${TOKEN_ENV_VAR} or --token-file.\n"
@@ -177,27 +178,6 @@ def tail_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_api_url(url: str, allow_insecure_http: bool) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"--api-url {url!r} is invalid; expected https://host[:port]"
-    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        return (
-            f"--api-url {url!r} uses plain HTTP, which would send the API key unencrypted; "
-            "use https://, or pass --allow-insecure-http to accept that"
-        )
-    return None
-
-
 def _time_bound(option: str, text: str) -> TimeBound:
     try:
         return TimeBound(ago_ns=parse_duration(text))
@@ -264,7 +244,9 @@ def build_tail_command(
     problems.extend(message for ok, message in numeric_checks if not ok)
 
     api_url = args.api_url or env.api_url or DEFAULT_API_URL
-    url_problem = _check_api_url(api_url, args.allow_insecure_http)
+    url_problem = check_url(
+        api_url, allow_insecure_http=args.allow_insecure_http, option="--api-url"
+    )
     if url_problem:
         problems.append(url_problem)
 
@@ -344,6 +326,10 @@ def _tail(argv: Sequence[str]) -> ExitCode:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `runtools-tail` console script and `python -m tailer`."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in DAEMON_COMMANDS:
+        from tailer import daemon_commands
+
+        return int(daemon_commands.run(arguments[0], arguments[1:]))
     if arguments and arguments[0] in COMMANDS:
         from tailer import commands
 

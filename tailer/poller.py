@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import structlog
@@ -125,6 +126,38 @@ class PollerStatistics:
     unreadable_windows: int = 0
 
 
+@dataclass(frozen=True)
+class SourceCheckpoint:
+    """The poller state that survives a restart. Times and widths are ns.
+
+    No cursor is kept: a restart reads the interrupted window again from its
+    start, because the dedupe window makes the re-read harmless and a cursor
+    may have expired meanwhile.
+    """
+
+    start_ns: int
+    floor_ns: int
+    high_water_ns: int | None
+    width_ns: int
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {
+            "start_ns": self.start_ns,
+            "floor_ns": self.floor_ns,
+            "high_water_ns": self.high_water_ns,
+            "width_ns": self.width_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SourceCheckpoint:
+        return cls(
+            start_ns=int(data["start_ns"]),
+            floor_ns=int(data["floor_ns"]),
+            high_water_ns=None if data.get("high_water_ns") is None else int(data["high_water_ns"]),
+            width_ns=int(data.get("width_ns") or MIN_WIDTH_NS),
+        )
+
+
 @dataclass
 class _Round:
     lo: int
@@ -146,14 +179,19 @@ class Poller:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        resume: SourceCheckpoint | None = None,
+        seen: Iterable[tuple[str, int]] = (),
     ) -> None:
         self._client = client
+        self._resume = resume
         self._settings = settings
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._variants = settings.filters.query_variants()
         self._local_filters = settings.filters.local_filters()
         self._seen = DedupeWindow()
+        for event_id, time_ns in seen:
+            self._seen.add(event_id, time_ns)
         self._reported_invalid: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._server_time: tuple[int, float] | None = None  # (server ns, local monotonic)
 
@@ -187,7 +225,7 @@ class Poller:
     # -- main loop ---------------------------------------------------------
 
     async def run(self, deliver: Deliver) -> None:
-        """Read the configured range and await `deliver` with each round's new events."""
+        """Read the range, awaiting `deliver` after every round with its new events (maybe none)."""
         await self._resolve_range()
         while self.end_ns is None or self.floor_ns < self.end_ns:
             started = self._clock.monotonic()
@@ -212,8 +250,8 @@ class Poller:
             self._failures = 0
             events = buffer.sorted_events()
             self._commit(current, buffer, events)
-            if events:
-                await deliver(events)
+            # Called for empty rounds too, so a journal can record the advanced floor.
+            await deliver(events)
             await self._pause(current, buffer, events, started)
 
     async def _resolve_range(self) -> None:
@@ -231,6 +269,11 @@ class Poller:
         elif not settings.follow:
             self.end_ns = now
         self.floor_ns = self.start_ns
+        if self._resume is not None:
+            self.start_ns = self._resume.start_ns
+            self.floor_ns = self._resume.floor_ns
+            self.high_water_ns = self._resume.high_water_ns
+            self.width_ns = self._resume.width_ns
         _log.info(
             "poll.started",
             since=format_iso(self.start_ns, digits=3),
@@ -328,6 +371,19 @@ class Poller:
             self._reported_invalid.popitem(last=False)
         self.statistics.invalid += 1
         _log.warning("event.invalid", event_id=exc.event_id, error=str(exc))
+
+    def checkpoint(self) -> SourceCheckpoint:
+        """Return the state to commit with the events of the round just delivered."""
+        return SourceCheckpoint(self.start_ns, self.floor_ns, self.high_water_ns, self.width_ns)
+
+    def dedupe_horizon_ns(self) -> int:
+        """Return the event time before which remembered ids can be forgotten."""
+        return self._horizon_ns()
+
+    @property
+    def dedupe_size(self) -> int:
+        """Return how many event ids the dedupe window holds."""
+        return len(self._seen)
 
     def _horizon_ns(self) -> int:
         """Return the oldest event time the dedupe window must still remember."""

@@ -1,0 +1,230 @@
+"""The daemon: pollers into the journal, the journal into every sink, until a signal.
+
+Shutdown order on SIGTERM or SIGINT: stop polling first, so nothing new enters
+the journal; then ask each sink runner to settle its batch within the grace
+period (a runner asleep in backoff wakes for one last try); then close sinks,
+the journal and the lock. Everything committed is on disk at every moment, so
+a second signal exits at once without losing anything committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+from collections.abc import Mapping
+
+import structlog
+
+from tailer.client import ActivityClient, ClientOptions
+from tailer.config import DaemonConfig
+from tailer.errors import ApiError, ConfigError
+from tailer.event import Event
+from tailer.journal import Journal
+from tailer.lock import StateLock
+from tailer.poller import Poller, PollerSettings, SourceCheckpoint
+from tailer.runner import SinkRunner
+from tailer.sinks import Sink, load_sink_class
+from tailer.sources import build_source
+
+__all__ = ["Daemon", "build_sinks"]
+
+_log = structlog.get_logger("tailer.daemon")
+
+PRUNE_INTERVAL_SECS = 2.0
+CAP_CHECK_INTERVAL_SECS = 1.0
+# After a source fails for good (401, 403, 400), wait this long before trying it again.
+SOURCE_RESTART_SECS = 60.0
+
+
+def build_sinks(config: DaemonConfig) -> dict[str, Sink]:
+    """Instantiate every configured sink from its registered type."""
+    sinks: dict[str, Sink] = {}
+    for name, section in config.sinks.items():
+        sink_class = load_sink_class(section.type)
+        options = sink_class.config_model.model_validate(section.sink_options())
+        sinks[name] = sink_class(name, options)
+    return sinks
+
+
+class Daemon:
+    """Runs every source and sink of one config until `request_stop()`."""
+
+    def __init__(self, config: DaemonConfig, *, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self._environ = environ
+        self.journal = Journal(config.state_dir)
+        self._lock = StateLock(config.state_dir)
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self.runners: dict[str, SinkRunner] = {}
+        self.pollers: dict[str, Poller] = {}
+        self.paused_by: str | None = None
+
+    def request_stop(self, signum: int = signal.SIGTERM) -> None:
+        """Stop gracefully; a second request exits the process at once."""
+        self._signals += 1
+        if self._signals > 1:
+            _log.warning("daemon.killed", signal=signal.Signals(signum).name)
+            os._exit(128 + signum)
+        _log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        self._stop.set()
+
+    async def run(self) -> None:
+        # Validate every source before taking the lock, so config errors surface first.
+        sources = {
+            name: build_source(name, section, self._environ)
+            for name, section in self.config.sources.items()
+        }
+        self._lock.acquire()
+        try:
+            self.journal.open()
+            try:
+                await self._run(sources)
+            finally:
+                self.journal.close()
+        finally:
+            self._lock.release()
+
+    async def _run(self, sources: dict[str, tuple[ClientOptions, PollerSettings]]) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reopen()))
+
+        sinks = build_sinks(self.config)
+        for name, sink in sinks.items():
+            self.runners[name] = SinkRunner(name, sink, self.config.sinks[name], self.journal)
+        _log.info(
+            "daemon.started",
+            sources=sorted(sources),
+            sinks=sorted(sinks),
+            state_dir=str(self.config.state_dir),
+        )
+
+        runner_tasks = [
+            asyncio.create_task(runner.run(), name=f"sink:{name}")
+            for name, runner in self.runners.items()
+        ]
+        poller_tasks = [
+            asyncio.create_task(self._follow(name, *options), name=f"source:{name}")
+            for name, options in sources.items()
+        ]
+        pruner = asyncio.create_task(self._prune_forever(), name="pruner")
+        stop_waiter = asyncio.create_task(self._stop.wait())
+        everything = [*runner_tasks, *poller_tasks, pruner]
+        try:
+            done, _ = await asyncio.wait(
+                [stop_waiter, *everything], return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                error = None if task is stop_waiter else task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            stop_waiter.cancel()
+            await self._shut_down(poller_tasks, runner_tasks, pruner)
+
+    async def _shut_down(
+        self,
+        poller_tasks: list[asyncio.Task[None]],
+        runner_tasks: list[asyncio.Task[None]],
+        pruner: asyncio.Task[None],
+    ) -> None:
+        for task in (*poller_tasks, pruner):
+            task.cancel()
+        await asyncio.gather(*poller_tasks, pruner, return_exceptions=True)
+
+        for runner in self.runners.values():
+            runner.stop()
+        _, late = await asyncio.wait(runner_tasks, timeout=self.config.shutdown_grace_secs)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*runner_tasks, return_exceptions=True)
+        self.journal.prune(self.runners)
+        _log.info(
+            "daemon.stopped",
+            delivered={name: r.statistics.delivered for name, r in self.runners.items()},
+            abandoned_batches=len(late),
+        )
+
+    async def _reopen(self) -> None:
+        for runner in self.runners.values():
+            await runner.sink.reopen()
+        _log.info("sinks.reopened", sinks=sorted(self.runners))
+
+    # -- sources -----------------------------------------------------------
+
+    async def _follow(
+        self, name: str, client_options: ClientOptions, settings: PollerSettings
+    ) -> None:
+        """Follow one source for ever; a source rejected by the API retries after a pause."""
+        while True:
+            stored = self.journal.source_checkpoint(name)
+            resume = SourceCheckpoint.from_dict(stored) if stored else None
+            seen = list(self.journal.seen_ids(name))
+            async with ActivityClient(client_options) as client:
+                poller = Poller(client, settings, resume=resume, seen=seen)
+                self.pollers[name] = poller
+
+                async def deliver(events: list[Event], poller: Poller = poller) -> None:
+                    await self._journal_round(name, poller, events)
+
+                try:
+                    await poller.run(deliver)
+                    return
+                except (ApiError, ConfigError) as exc:
+                    _log.error(
+                        "source.failed",
+                        source=name,
+                        error=str(exc),
+                        error_type=exc.__class__.__name__,
+                        retry_in_seconds=SOURCE_RESTART_SECS,
+                    )
+            await asyncio.sleep(SOURCE_RESTART_SECS * random.uniform(0.5, 1.0))
+
+    async def _journal_round(self, name: str, poller: Poller, events: list[Event]) -> None:
+        added = self.journal.append(
+            name,
+            events,
+            poller.checkpoint().to_dict(),
+            forget_before_ns=poller.dedupe_horizon_ns(),
+        )
+        if added:
+            for runner in self.runners.values():
+                runner.wake()
+        await self._wait_below_cap(name)
+
+    async def _wait_below_cap(self, source: str) -> None:
+        """Pause this source's polling while the journal is over its disk cap."""
+        cap = self.config.max_journal_bytes
+        while self.journal.used_bytes() > cap:
+            self.journal.prune(self.runners)
+            if self.journal.used_bytes() <= cap:
+                break
+            if self.paused_by is None:
+                offsets = {name: r.offset for name, r in self.runners.items()}
+                self.paused_by = min(offsets, key=offsets.__getitem__)
+                self.journal.set_status(
+                    "paused", f"journal full; held back by sink {self.paused_by}"
+                )
+                _log.warning(
+                    "journal.full",
+                    source=source,
+                    sink=self.paused_by,
+                    used_bytes=self.journal.used_bytes(),
+                    max_journal_bytes=cap,
+                )
+            await asyncio.sleep(CAP_CHECK_INTERVAL_SECS)
+        if self.paused_by is not None:
+            _log.info("journal.resumed", source=source)
+            self.paused_by = None
+            self.journal.set_status("paused", None)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_SECS)
+            removed = self.journal.prune(self.runners)
+            if removed:
+                _log.debug("journal.pruned", count=removed)

@@ -1,0 +1,276 @@
+"""The sink runner: moves journaled events into one sink, in order, once.
+
+One runner per sink reads the journal from that sink's offset, applies the
+sink's filter and encoding, and builds a batch (up to `max_events` events or
+`max_bytes` of payload, or whatever arrived within `max_wait_secs` of the
+first event). Before sending, it records the batch's sequence range in the
+journal, so after a crash the same batch, with the same key, is sent first.
+It retries with full-jitter backoff; once the retry budget is spent, or at
+once for a rejection that retrying cannot fix, the batch goes to the sink's
+dead-letter file when one is configured, and otherwise the runner keeps
+retrying at the longest backoff. The offset is committed only after the sink
+confirmed the batch or the dead-letter file holds it, and no batch is sent
+before the previous one is settled, so order within a sink is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from tailer.clock import Clock, SystemClock
+from tailer.config import SinkSection
+from tailer.deadletters import DeadLetterFile
+from tailer.journal import Journal, JournalEntry
+from tailer.ratelimit import RepeatLimiter
+from tailer.retry import RetryPolicy
+from tailer.sinks.base import Batch, Sink, SinkError, SinkState
+
+__all__ = ["RunnerStatistics", "SinkRunner"]
+
+_log = structlog.get_logger("tailer.runner")
+
+
+class ShutdownRequested(Exception):
+    """The runner stopped with a batch unsettled; the journal still marks it pending."""
+
+
+@dataclass
+class RunnerStatistics:
+    """Counters since the runner started."""
+
+    batches: int = 0
+    delivered: int = 0
+    filtered: int = 0
+    retries: int = 0
+    dead_lettered: int = 0
+    failing_since: float | None = None
+    last_error: str | None = None
+
+
+class SinkRunner:
+    """Feeds one sink from the journal. `wake()` tells it new events were journaled."""
+
+    def __init__(
+        self,
+        name: str,
+        sink: Sink,
+        section: SinkSection,
+        journal: Journal,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        encode: Callable[[JournalEntry], bytes] | None = None,
+    ) -> None:
+        self.name = name
+        self.sink = sink
+        self.section = section
+        self._journal = journal
+        self._clock = clock or SystemClock()
+        self._rng = rng or random.Random()
+        self._encode = encode or (lambda entry: entry.event.to_json())
+        self._policy = RetryPolicy(
+            base_delay=section.retry.initial_backoff_secs,
+            max_delay=section.retry.max_backoff_secs,
+            max_attempts=section.retry.max_attempts,
+        )
+        self._dead_letters = (
+            DeadLetterFile(section.dead_letter_path) if section.dead_letter_path else None
+        )
+        self._wakeup = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._retry_log = RepeatLimiter(interval=60.0)
+        self.statistics = RunnerStatistics()
+        self.offset = 0
+        self._state: SinkState = None
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Ask the runner to finish: it settles or abandons the current batch, then returns."""
+        self._stopping.set()
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Deliver until `stop()`; the sink is opened here and closed on the way out."""
+        checkpoint = self._journal.register_sink(self.name)
+        self.offset = checkpoint.offset
+        self._state = checkpoint.state
+        await self.sink.open(self._state)
+        _log.info("sink.started", sink=self.name, offset=self.offset, type=self.section.type)
+        try:
+            if checkpoint.pending is not None:
+                first, last = checkpoint.pending
+                await self._settle(self._read_range(first, last), first, last)
+            while not self._stopping.is_set():
+                await self._next_batch()
+        except ShutdownRequested:
+            pass
+        finally:
+            await self.sink.close()
+            stats = self.statistics
+            _log.info(
+                "sink.stopped",
+                sink=self.name,
+                offset=self.offset,
+                delivered=stats.delivered,
+                dead_lettered=stats.dead_lettered,
+            )
+
+    # -- building batches ----------------------------------------------------
+
+    def _read_range(self, first: int, last: int) -> list[JournalEntry]:
+        entries: list[JournalEntry] = []
+        cursor = first - 1
+        while cursor < last:
+            chunk = self._journal.read(cursor, 1000, until_seq=last)
+            if not chunk:
+                break
+            entries.extend(chunk)
+            cursor = chunk[-1].seq
+        return entries
+
+    async def _next_batch(self) -> None:
+        """Collect one batch after the offset and settle it; return when nothing is pending."""
+        limits = self.section.batch
+        entries: list[JournalEntry] = []
+        size = 0
+        scanned = self.offset
+        deadline: float | None = None
+        while True:
+            self._wakeup.clear()
+            full = False
+            for entry in self._journal.read(scanned, limits.max_events - len(entries)):
+                if not self.section.filter.admits(entry.event.raw):
+                    scanned = entry.seq
+                    self.statistics.filtered += 1
+                    continue
+                payload_size = len(self._encode(entry))
+                if entries and size + payload_size > limits.max_bytes:
+                    full = True  # the next event starts the next batch
+                    break
+                entries.append(entry)
+                size += payload_size
+                scanned = entry.seq
+            full = full or len(entries) >= limits.max_events or size >= limits.max_bytes
+            if full or self._stopping.is_set():
+                break
+            if entries and deadline is None:
+                deadline = self._clock.monotonic() + limits.max_wait_secs
+            if deadline is not None and self._clock.monotonic() >= deadline:
+                break
+            if not entries and scanned > self.offset:
+                break  # only filtered-out events: move the offset on without a batch
+            timeout = None if deadline is None else deadline - self._clock.monotonic()
+            await self._wait_for_events(timeout)
+            if self._stopping.is_set() and not entries:
+                return
+
+        if scanned == self.offset:
+            return
+        if not entries:
+            self._journal.commit_offset(self.name, scanned, self._state)
+            self.offset = scanned
+            return
+        await self._settle(entries, self.offset + 1, scanned)
+
+    async def _wait_for_events(self, seconds: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+
+    # -- sending ---------------------------------------------------------------
+
+    async def _settle(self, entries: list[JournalEntry], first: int, last: int) -> None:
+        """Send one batch until it is confirmed or dead-lettered, then commit the offset."""
+        admitted = [e for e in entries if self.section.filter.admits(e.event.raw)]
+        batch = Batch(
+            sink=self.name,
+            events=[e.event for e in admitted],
+            payloads=[self._encode(e) for e in admitted],
+            first_seq=first,
+            last_seq=last,
+        )
+        self._journal.mark_pending(self.name, first, last)
+        if batch.events:
+            self._state = await self._deliver(batch)
+        self._journal.commit_offset(self.name, last, self._state)
+        self.offset = last
+
+    async def _deliver(self, batch: Batch) -> SinkState:
+        stats = self.statistics
+        attempts = 0
+        while True:
+            attempts += 1
+            started = self._clock.monotonic()
+            try:
+                state = await self.sink.send(batch)
+            except SinkError as exc:
+                error = exc
+            except Exception as exc:  # a sink's bug must not stop the other sinks
+                error = SinkError(f"{exc.__class__.__name__}: {exc}", retriable=True)
+            else:
+                stats.batches += 1
+                stats.delivered += len(batch.events)
+                stats.failing_since = None
+                _log.debug(
+                    "batch.sent",
+                    sink=self.name,
+                    count=len(batch.events),
+                    batch=batch.key,
+                    seconds=round(self._clock.monotonic() - started, 4),
+                )
+                return state
+
+            stats.last_error = str(error)
+            if stats.failing_since is None:
+                stats.failing_since = time.time()
+            exhausted = not error.retriable or self._policy.gives_up_after(attempts)
+            if exhausted and self._dead_letters is not None:
+                self._dead_letters.write(batch, str(error))
+                stats.dead_lettered += len(batch.events)
+                _log.error(
+                    "batch.dead_lettered",
+                    sink=self.name,
+                    count=len(batch.events),
+                    batch=batch.key,
+                    error=str(error),
+                    retriable=error.retriable,
+                    path=str(self._dead_letters.path),
+                )
+                return self._state
+
+            if self._stopping.is_set():
+                raise ShutdownRequested
+            stats.retries += 1
+            if exhausted:
+                # No dead-letter file: keep the batch and retry at the longest backoff.
+                wait = self._policy.max_delay
+            elif error.retry_after is not None:
+                wait = self._policy.clamp(error.retry_after)
+            else:
+                wait = self._policy.backoff(attempts, self._rng)
+            repeats = self._retry_log.record(self.name)
+            if repeats is not None:
+                _log.warning(
+                    "batch.retrying",
+                    sink=self.name,
+                    batch=batch.key,
+                    attempt=attempts,
+                    wait_seconds=round(wait, 3),
+                    error=str(error),
+                    retriable=error.retriable,
+                    suppressed=repeats,
+                )
+            await self._sleep_unless_stopping(wait)
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        """Sleep, but wake early on `stop()` so the batch gets one last try."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), max(seconds, 0.0))

@@ -1,0 +1,230 @@
+from pathlib import Path
+
+import pytest
+
+from tailer.config import DaemonConfig, SinkFilter, load_config
+from tailer.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO / "config").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("RUNTOOLS_TAIL_"):
+            monkeypatch.delenv(name)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_examples_exist_for_each_use() -> None:
+    names = {path.name for path in EXAMPLES}
+
+    assert {"stdout.yaml", "file-archive.yaml", "webhook.yaml", "several-sinks.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_config_loads(path: Path) -> None:
+    config = load_config(path)
+
+    assert config.sources
+    assert config.sinks
+
+
+def test_defaults_fill_missing_fields(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, "sources:\n  main: {}\nsinks:\n  out:\n    type: stdout\n")
+    )
+
+    source = config.sources["main"]
+    assert source.api_url == "https://api.runtools.ai"
+    assert source.token_env == "RUNTOOLS_API_KEY"
+    assert source.lateness_secs == 60.0
+    assert config.sinks["out"].batch.max_events == 500
+    assert config.sinks["out"].retry.max_attempts is None
+    assert config.max_journal_bytes == 1 << 30
+
+
+def test_every_invalid_field_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+state_dir: /tmp/x
+max_journal_bytes: 10
+sources:
+  main:
+    since: yesterday
+    page_size: 900
+    api_url: http://api.example.invalid
+    filters: {severity: [fatal]}
+    colour: blue
+sinks:
+  out:
+    type: stdout
+    format: purple
+    batch: {max_events: 0}
+  mystery:
+    type: carrier_pigeon
+""",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    problems = caught.value.problems
+    text = "\n".join(problems)
+    assert len(problems) == 9, text
+    assert f"{path}: max_journal_bytes: Input should be greater than or equal to 1048576" in text
+    assert "sources.main.since: Value error, expected a duration" in text
+    assert "(value 'yesterday')" in text
+    assert "sources.main.page_size: Input should be less than or equal to 500 (value 900)" in text
+    assert "sources.main.filters: Value error, filter severity has invalid value 'fatal'" in text
+    assert "sources.main.colour: unknown option (value 'blue'); check the spelling" in text
+    assert "sinks.out.batch.max_events: Input should be greater than or equal to 1" in text
+    assert "sources.main.api_url: Value error, api_url 'http://api.example.invalid' uses" in text
+    assert (
+        "sinks.out.format: Input should be 'pretty', 'json' or 'template' (value 'purple')" in text
+    )
+    assert "sinks.mystery.type: unknown sink type 'carrier_pigeon'" in text
+
+
+def test_sink_options_checked_after_common_ones(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+sources: {main: {}}
+sinks:
+  out: {type: stdout, format: purple}
+  mystery: {type: carrier_pigeon}
+""",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    problems = caught.value.problems
+    assert len(problems) == 2
+    assert "sinks.out.format: Input should be 'pretty', 'json' or 'template'" in problems[0]
+    assert "sinks.mystery.type: unknown sink type 'carrier_pigeon'; installed types:" in problems[1]
+    assert "stdout" in problems[1]
+
+
+def test_duplicate_names_rejected(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n  main: {}\n  main: {since: 2h}\nsinks:\n  out: {type: stdout}\n",
+    )
+
+    with pytest.raises(ConfigError, match="duplicate key 'main'"):
+        load_config(path)
+
+
+def test_invalid_names_rejected(tmp_path: Path) -> None:
+    path = write(tmp_path, "sources:\n  Main-Feed: {}\nsinks:\n  out: {type: stdout}\n")
+
+    with pytest.raises(ConfigError, match=r"invalid names \['Main-Feed'\]"):
+        load_config(path)
+
+
+def test_missing_sections_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, "state_dir: /tmp/x\n"))
+
+    assert [p.split(": ", 1)[1] for p in caught.value.problems] == [
+        "sources: Field required (missing)",
+        "sinks: Field required (missing)",
+    ]
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(write(tmp_path, "sources: [unclosed\n"))
+    with pytest.raises(ConfigError, match="expected a mapping at the top level"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(
+        tmp_path,
+        "state_dir: /from/file\nsources:\n  main: {since: 1h, page_size: 100}\n"
+        "sinks:\n  out: {type: stdout}\n",
+    )
+    monkeypatch.setenv("RUNTOOLS_TAIL_STATE_DIR", "/from/env")
+    monkeypatch.setenv("RUNTOOLS_TAIL_SOURCES__MAIN__SINCE", "2h")
+    monkeypatch.setenv("RUNTOOLS_TAIL_SINKS__OUT__BATCH__MAX_EVENTS", "7")
+
+    config = load_config(path)
+
+    assert config.state_dir == Path("/from/env")
+    assert config.sources["main"].since == "2h"
+    assert config.sources["main"].page_size == 100
+    assert config.sinks["out"].batch.max_events == 7
+
+
+def test_environment_alone_configures(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNTOOLS_TAIL_SOURCES__MAIN__API_URL", "http://127.0.0.1:8080")
+    monkeypatch.setenv("RUNTOOLS_TAIL_SINKS__OUT__TYPE", "stdout")
+
+    config = DaemonConfig()  # type: ignore[call-arg]
+
+    assert config.sources["main"].api_url == "http://127.0.0.1:8080"
+    assert config.sinks["out"].type == "stdout"
+
+
+@pytest.mark.parametrize(
+    ("event", "admitted"),
+    [
+        ({"severity": "error", "eventType": "agent.run.failed", "resourceType": "agent"}, True),
+        ({"severity": "warning", "eventType": "agent.run.failed", "resourceType": "agent"}, True),
+        ({"severity": "info", "eventType": "agent.run.failed", "resourceType": "agent"}, False),
+        ({"severity": "success", "eventType": "agent.run.failed", "resourceType": "agent"}, False),
+        ({"severity": "critical", "eventType": "agent.run.failed", "resourceType": "agent"}, True),
+        ({"eventType": "agent.run.failed", "resourceType": "agent"}, True),
+        ({"severity": "error", "eventType": "tool.call.failed", "resourceType": "agent"}, False),
+        ({"severity": "error", "eventType": "agent.run.failed", "resourceType": "tool"}, False),
+        ({"severity": "error", "resourceType": "agent"}, False),
+    ],
+)
+def test_sink_filter(event: dict[str, str], admitted: bool) -> None:
+    rule = SinkFilter(
+        min_severity="warning", event_types=["agent.*.failed"], resource_types=["agent"]
+    )
+
+    assert rule.admits(event) is admitted
+
+
+def test_config_errors_never_print_secrets(tmp_path: Path) -> None:
+    secret = "whsec_not-base64-but-secret"
+    token = "rt_live_inline_token_value"
+    path = write(
+        tmp_path,
+        f"""
+sources: {{main: {{}}}}
+sinks:
+  hook:
+    type: webhook
+    url: https://hooks.example.invalid/x
+    signing_secret: {secret}
+    auth: {{type: bearer, token: {token}, token_env: ALSO_SET}}
+    colour: blue
+""",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    text = "\n".join(caught.value.problems)
+    assert "sinks.hook.signing_secret" in text
+    assert "sinks.hook.auth" in text
+    assert secret not in text
+    assert token not in text
+    assert "value hidden" in text

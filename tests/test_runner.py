@@ -1,0 +1,245 @@
+"""The sink runner against a real journal and a recording sink that fails on request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tailer.config import SinkSection
+from tailer.event import Event
+from tailer.journal import Journal
+from tailer.runner import SinkRunner
+from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
+
+
+class RecordingSink(Sink):
+    """Records every batch it is sent; `failures` lists errors to raise first, in order."""
+
+    config_model = SinkConfig
+
+    def __init__(self, failures: list[SinkError] | None = None) -> None:
+        super().__init__("rec", SinkConfig())
+        self.failures = list(failures or [])
+        self.attempts: list[Batch] = []
+        self.accepted: list[Batch] = []
+        self.opened_with: list[SinkState] = []
+        self.closed = 0
+        self.attempted = asyncio.Event()
+
+    async def open(self, state: SinkState) -> None:
+        self.opened_with.append(state)
+
+    async def send(self, batch: Batch) -> SinkState:
+        self.attempts.append(batch)
+        self.attempted.set()
+        if self.failures:
+            raise self.failures.pop(0)
+        self.accepted.append(batch)
+        return {"batches": len(self.accepted)}
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+def event(number: int, severity: str = "info") -> Event:
+    event_id = f"evt-{number:04d}"
+    return Event(event_id, number, {"id": event_id, "severity": severity})
+
+
+def section(**options: Any) -> SinkSection:
+    values: dict[str, Any] = {
+        "type": "recording",
+        "retry": {"initial_backoff_secs": 0.001, "max_backoff_secs": 0.01},
+        "batch": {"max_events": 10, "max_wait_secs": 0.05},
+    }
+    values.update(options)
+    return SinkSection(**values)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    opened = Journal(tmp_path / "state")
+    opened.open()
+    yield opened
+    opened.close()
+
+
+def fill(journal: Journal, events: list[Event]) -> None:
+    journal.append(
+        "main", events, {"start_ns": 0, "floor_ns": 0, "high_water_ns": 0, "width_ns": 1}
+    )
+
+
+async def run_until(runner: SinkRunner, offset: int) -> None:
+    task = asyncio.create_task(runner.run())
+    try:
+        async with asyncio.timeout(10):
+            while runner.offset < offset:
+                runner.wake()
+                await asyncio.sleep(0.005)
+    finally:
+        runner.stop()
+        await task
+
+
+def delivered_ids(sink: RecordingSink) -> list[str]:
+    return [e.id for batch in sink.accepted for e in batch.events]
+
+
+async def test_batches_by_count_in_order(journal: Journal) -> None:
+    sink = RecordingSink()
+    runner = SinkRunner("rec", sink, section(), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 26)])
+
+    await run_until(runner, 25)
+
+    assert [(b.first_seq, b.last_seq) for b in sink.accepted] == [(1, 10), (11, 20), (21, 25)]
+    assert [b.key for b in sink.accepted] == ["rec:1-10", "rec:11-20", "rec:21-25"]
+    assert delivered_ids(sink) == [f"evt-{n:04d}" for n in range(1, 26)]
+    assert sink.accepted[0].payloads[0] == b'{"id":"evt-0001","severity":"info"}'
+    assert journal.register_sink("rec").offset == 25
+    assert journal.register_sink("rec").state == {"batches": 3}
+    assert sink.closed == 1
+
+
+async def test_batches_by_bytes(journal: Journal) -> None:
+    sink = RecordingSink()
+    payload_size = len(b'{"id":"evt-0001","severity":"info"}')
+    runner = SinkRunner("rec", sink, section(batch={"max_bytes": payload_size * 3}), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 8)])
+
+    await run_until(runner, 7)
+
+    assert [len(b.events) for b in sink.accepted] == [3, 3, 1]
+
+
+async def test_filter_skips_events_and_moves_offset(journal: Journal) -> None:
+    sink = RecordingSink()
+    runner = SinkRunner("rec", sink, section(filter={"min_severity": "error"}), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n, "error" if n % 3 == 0 else "info") for n in range(1, 13)])
+
+    await run_until(runner, 12)
+
+    assert delivered_ids(sink) == ["evt-0003", "evt-0006", "evt-0009", "evt-0012"]
+    assert runner.statistics.filtered == 8
+
+
+async def test_only_filtered_events_move_offset_without_batch(journal: Journal) -> None:
+    sink = RecordingSink()
+    runner = SinkRunner("rec", sink, section(filter={"min_severity": "error"}), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 5)])
+
+    await run_until(runner, 4)
+
+    assert sink.attempts == []
+    assert journal.register_sink("rec").offset == 4
+
+
+async def test_retries_keep_batch_and_key(journal: Journal) -> None:
+    sink = RecordingSink([SinkError("busy"), SinkError("busy", retry_after=0.001)])
+    runner = SinkRunner("rec", sink, section(), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 4)])
+
+    await run_until(runner, 3)
+
+    assert [b.key for b in sink.attempts] == ["rec:1-3"] * 3
+    assert delivered_ids(sink) == ["evt-0001", "evt-0002", "evt-0003"]
+    assert runner.statistics.retries == 2
+
+
+async def test_rejected_batch_dead_lettered_at_once(journal: Journal, tmp_path: Path) -> None:
+    dead = tmp_path / "dead.ndjson"
+    sink = RecordingSink([SinkError("HTTP 422: bad payload", retriable=False)])
+    runner = SinkRunner("rec", sink, section(dead_letter_path=dead), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 16)])
+
+    await run_until(runner, 15)
+
+    letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    assert [letter["event"]["id"] for letter in letters] == [f"evt-{n:04d}" for n in range(1, 11)]
+    assert {letter["error"] for letter in letters} == {"HTTP 422: bad payload"}
+    assert {letter["batch"] for letter in letters} == {"rec:1-10"}
+    assert delivered_ids(sink) == [f"evt-{n:04d}" for n in range(11, 16)]
+    assert len(sink.attempts) == 2
+    assert runner.statistics.dead_lettered == 10
+    assert dead.stat().st_mode & 0o077 == 0
+
+
+async def test_retry_budget_then_dead_letter(journal: Journal, tmp_path: Path) -> None:
+    dead = tmp_path / "dead.ndjson"
+    sink = RecordingSink([SinkError("down")] * 3)
+    options = section(
+        dead_letter_path=dead,
+        retry={"initial_backoff_secs": 0.001, "max_backoff_secs": 0.01, "max_attempts": 3},
+    )
+    runner = SinkRunner("rec", sink, options, journal)
+    journal.register_sink("rec")
+    fill(journal, [event(1)])
+
+    await run_until(runner, 1)
+
+    assert len(sink.attempts) == 3
+    assert len(dead.read_bytes().splitlines()) == 1
+
+
+async def test_without_dead_letters_retries_continue(journal: Journal) -> None:
+    sink = RecordingSink([SinkError("gone", retriable=False)] * 5)
+    runner = SinkRunner(
+        "rec",
+        sink,
+        section(retry={"initial_backoff_secs": 0.001, "max_backoff_secs": 0.001}),
+        journal,
+    )
+    journal.register_sink("rec")
+    fill(journal, [event(1)])
+
+    await run_until(runner, 1)
+
+    assert len(sink.attempts) == 6
+    assert delivered_ids(sink) == ["evt-0001"]
+
+
+async def test_pending_batch_resent_first_after_restart(journal: Journal) -> None:
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 21)])
+    journal.mark_pending("rec", 1, 4)
+    sink = RecordingSink()
+    runner = SinkRunner("rec", sink, section(), journal)
+
+    await run_until(runner, 20)
+
+    assert [b.key for b in sink.accepted] == ["rec:1-4", "rec:5-14", "rec:15-20"]
+    assert delivered_ids(sink) == [f"evt-{n:04d}" for n in range(1, 21)]
+
+
+async def test_stop_during_backoff_tries_once_more_then_leaves_batch_pending(
+    journal: Journal,
+) -> None:
+    sink = RecordingSink([SinkError("down")] * 100)
+    options = section(retry={"initial_backoff_secs": 30, "max_backoff_secs": 30})
+    runner = SinkRunner("rec", sink, options, journal)
+    journal.register_sink("rec")
+    fill(journal, [event(1), event(2)])
+
+    task = asyncio.create_task(runner.run())
+    async with asyncio.timeout(5):
+        await sink.attempted.wait()
+    runner.stop()
+    async with asyncio.timeout(5):
+        await task
+
+    assert len(sink.attempts) == 2
+    checkpoint = journal.register_sink("rec")
+    assert checkpoint.offset == 0
+    assert checkpoint.pending == (1, 2)
