@@ -37,9 +37,11 @@ import orjson
 
 from tailer.event import Event
 
-__all__ = ["SCHEMA_VERSION", "Journal", "JournalEntry", "SinkCheckpoint"]
+__all__ = ["SCHEMA_VERSION", "WAL_SIZE_LIMIT_BYTES", "Journal", "JournalEntry", "SinkCheckpoint"]
 
 SCHEMA_VERSION = 1
+# SQLite truncates its write-ahead log back to this size after each checkpoint.
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -115,6 +117,7 @@ class Journal:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
         with self._transaction(db):
@@ -318,13 +321,15 @@ class Journal:
         return cursor.rowcount
 
     def used_bytes(self) -> int:
-        """Return the bytes the database's live pages occupy, plus its write-ahead log."""
+        """Return the bytes the database's live pages occupy.
+
+        Deleted events free their pages at once, so this shrinks as sinks catch
+        up. The write-ahead log comes on top, kept under WAL_SIZE_LIMIT_BYTES.
+        """
         page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
-        wal = self.path.with_name(self.path.name + "-wal")
-        wal_bytes = wal.stat().st_size if wal.exists() else 0
-        return int((pages - free) * page_size) + wal_bytes
+        return int((pages - free) * page_size)
 
 
 class _Transaction:

@@ -1,0 +1,300 @@
+"""The daemon's commands as real subprocesses against the simulator and a local receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from aiohttp import web
+
+KEY = "rt_test_simulator"
+
+
+class Receiver:
+    """A webhook receiver thread; `status` decides every answer and can change mid-test."""
+
+    def __init__(self) -> None:
+        self.status = 204
+        self.received: list[str] = []
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        events = orjson.loads(await request.read())
+        if self.status < 300:
+            self.received.extend(event["id"] for event in events)
+        return web.Response(status=self.status)
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        async def stop() -> None:
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+@pytest.fixture
+def simulator() -> Iterator[str]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tailer",
+            "simulate",
+            "--port",
+            "0",
+            "--backlog",
+            "300",
+            "--backlog-span",
+            "30m",
+            "--seed",
+            "5",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stderr is not None
+    url = ""
+    while not url:
+        line = process.stderr.readline()
+        assert line, "the simulator exited"
+        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
+        url = match.group(1) if match else ""
+    threading.Thread(target=process.stderr.read, daemon=True).start()
+    yield url
+    process.send_signal(signal.SIGINT)
+    process.wait(10)
+    process.stderr.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def command(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tailer", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "RUNTOOLS_API_KEY": KEY},
+        check=False,
+    )
+
+
+def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as stream:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tailer", "run"),
+                *("--config", str(config), "--log-format", "json"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stream,
+            env={**os.environ, "RUNTOOLS_API_KEY": KEY},
+        )
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def log_events(log: Path) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in log.read_bytes().splitlines() if line.startswith(b"{")]
+
+
+def config_file(tmp_path: Path, api_url: str, sinks: str, extra: str = "") -> Path:
+    path = tmp_path / "daemon.yaml"
+    path.write_text(
+        f"state_dir: {tmp_path / 'state'}\n{extra}"
+        f"sources:\n  main: {{api_url: '{api_url}', since: 1h, poll_interval_secs: 0.2}}\n"
+        f"sinks:\n{sinks}"
+    )
+    return path
+
+
+@pytest.mark.timeout(120)
+def test_second_daemon_on_same_state_refused(simulator: str, tmp_path: Path) -> None:
+    config = config_file(tmp_path, simulator, "  out: {type: stdout}\n")
+    log = tmp_path / "daemon.log"
+    first = start(config, log)
+    wait_for(lambda: (tmp_path / "state" / "journal.sqlite").exists(), 30, "the first daemon")
+
+    second = command("run", "--config", str(config))
+
+    assert second.returncode == 2
+    assert "is in use by another runtools-tail process (PID" in second.stderr
+    assert str(first.pid) in second.stderr
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_commits_and_state_show_reports(
+    simulator: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    sinks = (
+        f"  hook:\n    type: webhook\n    url: {receiver.url}\n"
+        "    batch: {max_events: 50, max_wait_secs: 0.1}\n"
+    )
+    config = config_file(tmp_path, simulator, sinks)
+    log = tmp_path / "daemon.log"
+    daemon = start(config, log)
+    wait_for(lambda: len(receiver.received) >= 300, 60, "the backlog to arrive")
+    daemon.send_signal(signal.SIGTERM)
+
+    assert daemon.wait(30) == 0
+    names = [entry["event"] for entry in log_events(log)]
+    assert names[0] == "daemon.started"
+    assert "daemon.stopping" in names
+    assert names[-1] == "daemon.stopped"
+
+    shown = command("state", "show", "--config", str(config), "--json")
+    report = orjson.loads(shown.stdout)
+    assert shown.returncode == 0, shown.stderr
+    assert report["sinks"]["hook"]["backlog"] == 0
+    assert report["sinks"]["hook"]["offset"] == len(receiver.received)
+    assert report["sources"]["main"]["high_water"] is not None
+
+    text = command("state", "show", "--config", str(config))
+    assert "hook: offset" in text.stdout
+    assert "backlog 0 event(s)" in text.stdout
+
+
+@pytest.mark.timeout(120)
+def test_state_reset_reads_again(simulator: str, tmp_path: Path) -> None:
+    output = tmp_path / "out.txt"
+    sinks = "  out:\n    type: stdout\n    format: template\n    template: '{id}'\n"
+    config = config_file(tmp_path, simulator, sinks)
+    log = tmp_path / "daemon.log"
+
+    def run_once() -> list[str]:
+        with output.open("wb") as stdout, log.open("ab") as stderr:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "tailer", "run", "--config", str(config)],
+                stdout=stdout,
+                stderr=stderr,
+                env={**os.environ, "RUNTOOLS_API_KEY": KEY},
+            )
+            wait_for(lambda: len(output.read_text().splitlines()) >= 300, 60, "events")
+            time.sleep(0.5)
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(30) == 0
+        return output.read_text().splitlines()
+
+    first = run_once()
+    reset = command("state", "reset", "--config", str(config), "--source", "main", "--since", "2h")
+    assert reset.returncode == 0, reset.stderr
+    assert "source main: will read again from" in reset.stdout
+    second = run_once()
+
+    assert len(first) == 300
+    assert second == first
+
+
+@pytest.mark.timeout(120)
+def test_dead_letters_replayed(simulator: str, receiver: Receiver, tmp_path: Path) -> None:
+    dead = tmp_path / "hook.dead.ndjson"
+    sinks = (
+        f"  hook:\n    type: webhook\n    url: {receiver.url}\n"
+        f"    dead_letter_path: {dead}\n"
+        "    batch: {max_events: 100, max_wait_secs: 0.1}\n"
+    )
+    config = config_file(tmp_path, simulator, sinks)
+    receiver.status = 400
+    daemon = start(config, tmp_path / "daemon.log")
+    wait_for(lambda: dead.exists() and len(dead.read_bytes().splitlines()) >= 300, 60, "dead")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+    dead_ids = [orjson.loads(line)["event"]["id"] for line in dead.read_bytes().splitlines()]
+    assert receiver.received == []
+
+    receiver.status = 204
+    replay = command("dead-letters", "replay", "hook", "--config", str(config))
+
+    assert replay.returncode == 0, replay.stderr
+    assert "replayed 300 event(s); 0 remain dead-lettered" in replay.stdout
+    assert receiver.received == dead_ids
+    assert not dead.exists()
+
+
+@pytest.mark.timeout(120)
+def test_full_journal_pauses_polling(simulator: str, receiver: Receiver, tmp_path: Path) -> None:
+    receiver.status = 503
+    sinks = (
+        f"  hook:\n    type: webhook\n    url: {receiver.url}\n"
+        "    retry: {initial_backoff_secs: 0.05, max_backoff_secs: 0.1}\n"
+    )
+    config = config_file(tmp_path, simulator, sinks, extra="max_journal_bytes: 1048576\n")
+    # Make the backlog big enough to pass the cap: inject large events first.
+    log = tmp_path / "daemon.log"
+    for _ in range(4):
+        big = [{"attributes": {"pad": "x" * 8000}} for _ in range(50)]
+        request = urllib.request.Request(
+            simulator + "/_control/events",
+            data=orjson.dumps(big),
+            method="POST",
+            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+    daemon = start(config, log)
+    wait_for(lambda: any(e["event"] == "journal.full" for e in log_events(log)), 60, "the pause")
+    shown = command("state", "show", "--config", str(config))
+
+    assert "status: paused: journal full; held back by sink hook" in shown.stdout
+    full = [e for e in log_events(log) if e["event"] == "journal.full"]
+    assert len(full) == 1
+    assert full[0]["sink"] == "hook"
+
+    receiver.status = 204
+    wait_for(
+        lambda: any(e["event"] == "journal.resumed" for e in log_events(log)), 60, "the resume"
+    )
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+    assert len(set(receiver.received)) == len(receiver.received)
+    assert len(receiver.received) >= 500
