@@ -122,7 +122,7 @@ def tail_parser() -> argparse.ArgumentParser:
         "--retry-max-wait",
         type=float,
         default=60.0,
-        help="longest wait in seconds between retries, Retry-After included (default 60)",
+        help="maximum wait in seconds between retries, Retry-After included (default 60)",
     )
 
     polling = parser.add_argument_group("polling")
@@ -144,7 +144,7 @@ def tail_parser() -> argparse.ArgumentParser:
         "--poll-max-interval",
         type=float,
         default=10.0,
-        help="longest interval in seconds the poller backs off to when idle (default 10)",
+        help="maximum interval in seconds the poller backs off to when idle (default 10)",
     )
     polling.add_argument(
         "--max-buffered-events",

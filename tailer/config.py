@@ -112,7 +112,7 @@ class SourceConfig(_Section):
 
 
 class SinkFilter(_Section):
-    """Which events a sink receives. Empty lists admit everything."""
+    """The rule for the events a sink receives. Empty lists admit everything."""
 
     min_severity: Literal["info", "warning", "error"] | None = None
     event_types: list[str] = Field(default_factory=list)

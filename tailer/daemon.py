@@ -1,9 +1,9 @@
 """The daemon: pollers into the journal, the journal into every sink, until a signal.
 
-Shutdown order on SIGTERM or SIGINT: stop polling first, so nothing new enters
-the journal; then ask each sink runner to settle its batch within the grace
-period (a runner asleep in backoff wakes for one last try); then close sinks,
-the journal and the lock. Everything committed is on disk at every moment, so
+Shutdown order on SIGTERM or SIGINT: polling stops first, so nothing new
+enters the journal. Then each sink runner settles its batch within the grace
+period, and a runner asleep in backoff wakes for one last try. Last, the
+sinks, the journal and the lock are closed. Everything committed is on disk at every moment, so
 a second signal exits at once without losing anything committed.
 """
 

@@ -67,7 +67,7 @@ class DeadLetterFile:
             os.close(fd)
 
     def read(self) -> Iterator[DeadLetter]:
-        """Yield every dead letter in the file; a missing file holds none."""
+        """Yield every dead letter in the file, none when the file does not exist."""
         if not self.path.exists():
             return
         with self.path.open("rb") as file:

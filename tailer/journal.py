@@ -1,8 +1,8 @@
 """The journal: the durable, ordered hand-off between pollers and sinks.
 
 The problem. A poller must not advance its high-water mark past events that no
-sink has confirmed, or a crash loses them; and a sink must not receive an event
-twice because the poller re-read it after a restart.
+sink has confirmed, because a crash would lose them. And a sink must not
+receive an event twice because the poller re-read it after a restart.
 
 The chosen way: one SQLite database in WAL mode. Each poller round is one
 transaction that inserts the round's new events, records their ids in the

@@ -13,7 +13,7 @@ oldest first.
 The chosen approach reads the feed as a series of time windows:
 
 * Backfill windows `[floor, floor + width)` cover the past in slices. The
-  width adapts so a window holds about a quarter of the window buffer's
+  width adapts so a window contains about a quarter of the window buffer's
   capacity, and the buffer itself cuts a window short when it still fills up,
   so memory stays bounded whatever the order and the backlog.
 * Once the floor is within the lateness window of the server's clock, each
@@ -89,7 +89,7 @@ class TimeBound:
 
 @dataclass(frozen=True)
 class PollerSettings:
-    """What to read and how often. Intervals are seconds; times and widths are ns."""
+    """The range to read and the polling pace. Intervals are seconds, times and widths ns."""
 
     since: TimeBound
     until: TimeBound | None = None
@@ -107,8 +107,8 @@ class PollerSettings:
 class PollerStatistics:
     """Counters since the poller started.
 
-    `received` counts every event object in every page, re-reads included;
-    `new` counts events handed on; `late` counts new events older than the
+    `received` counts every event object in every page, re-reads included.
+    `new` counts events handed on. `late` counts new events older than the
     high-water mark at the time they were found.
     """
 
@@ -428,7 +428,7 @@ class Poller:
     def _adapt_width(self, covered_ns: int, count: int) -> None:
         """Size the next backfill window to hold about a quarter of the buffer's capacity."""
         target = max(self._settings.window_capacity // 4, 1)
-        # An empty window says nothing about density, so widen by the maximum step.
+        # An empty window gives no density, so widen by the maximum step.
         proposed = self.width_ns * 4 if count == 0 else max(covered_ns, 1) * target // count
         proposed = min(max(proposed, self.width_ns // 4), self.width_ns * 4)
         self.width_ns = min(max(proposed, MIN_WIDTH_NS), MAX_WIDTH_NS)

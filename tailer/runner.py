@@ -5,10 +5,10 @@ sink's filter and encoding, and builds a batch (up to `max_events` events or
 `max_bytes` of payload, or whatever arrived within `max_wait_secs` of the
 first event). Before sending, it records the batch's sequence range in the
 journal, so after a crash the same batch, with the same key, is sent first.
-It retries with full-jitter backoff; once the retry budget is spent, or at
+It retries with full-jitter backoff. Once the retry budget is spent, or at
 once for a rejection that retrying cannot fix, the batch goes to the sink's
-dead-letter file when one is configured, and otherwise the runner keeps
-retrying at the longest backoff. The offset is committed only after the sink
+dead-letter file when one is configured. Without one, the runner keeps
+retrying at the maximum backoff. The offset is committed only after the sink
 confirmed the batch or the dead-letter file holds it, and no batch is sent
 before the previous one is settled, so order within a sink is kept.
 """
@@ -55,7 +55,7 @@ class RunnerStatistics:
 
 
 class SinkRunner:
-    """Feeds one sink from the journal. `wake()` tells it new events were journaled."""
+    """Feeds one sink from the journal. Call `wake()` after journaling new events."""
 
     def __init__(
         self,

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import localservers
 import orjson
 import pytest
+from localservers import KEY
 from pydantic import SecretStr
 
 from tailer.cli import Environment, build_tail_command, tail_parser
 from tailer.errors import ConfigError
 
-KEY = "rt_test_simulator"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -31,51 +28,16 @@ def command_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class SimulatorProcess:
-    """`runtools-tail simulate` in a subprocess on an ephemeral port of 127.0.0.1."""
+class SimulatorProcess(localservers.SimulatorProcess):
+    """The simulator, started without any RUNTOOLS_ variable of the test runner."""
 
     def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tailer", "simulate", "--port", "0", *args],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env=command_env(),
-        )
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + 20
-        self.url = ""
-        while time.monotonic() < deadline:
-            line = self.process.stderr.readline()
-            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-            if match:
-                self.url = match.group(1)
-                break
-        assert self.url, "the simulator did not report its URL"
-        # Keep reading its log so a full pipe never blocks the simulator.
-        self._drain = threading.Thread(target=self.process.stderr.read, daemon=True)
-        self._drain.start()
+        super().__init__(*args, env=command_env())
 
-    def ground_truth(self, since: str | None = None) -> list[dict[str, object]]:
-        url = f"{self.url}/_control/events"
-        if since:
-            url += f"?since={since}"
-        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {KEY}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            events = orjson.loads(response.read())
+    def ground_truth(self) -> list[dict[str, object]]:
+        events = self.control("GET", "/_control/events")
         assert isinstance(events, list)
         return events
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._drain.join(timeout=10)
-        assert self.process.stderr is not None
-        self.process.stderr.close()
 
 
 @pytest.fixture

@@ -8,14 +8,11 @@ what its filter admits.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -25,10 +22,10 @@ from typing import Any
 import orjson
 import pytest
 from aiohttp import web
+from localservers import KEY, ReceiverThread, SimulatorProcess
 
 from tailer.timeparse import parse_time
 
-KEY = "rt_test_simulator"
 KILLS = 22
 SEED = 20261204
 LATE_MAX_SECS = 2.0
@@ -36,32 +33,13 @@ POISON_SUFFIX = "0"  # the receiver rejects, with 422, any batch holding such an
 
 
 class Receiver:
-    """A webhook receiver in its own thread: records batches, fails on a schedule."""
+    """A webhook receiver: records batches, fails on a schedule, rejects poisoned batches."""
 
     def __init__(self) -> None:
         self.accepted: list[tuple[str, list[str]]] = []
         self.rejected: list[tuple[str, list[str]]] = []
         self.requests = 0
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._runner: web.AppRunner | None = None
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/events", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/events"
+        self.server = ReceiverThread("/events", self._handle)
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -75,64 +53,6 @@ class Receiver:
             return web.Response(status=422, text="unprocessable event")
         self.accepted.append((key, ids))
         return web.Response(status=204)
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        async def stop() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-
-class Simulator:
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tailer", "simulate", "--port", "0", *args],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stderr is not None
-        self.url = ""
-        deadline = time.monotonic() + 30
-        while not self.url and time.monotonic() < deadline:
-            match = re.search(
-                r"listening on (http://127\.0\.0\.1:\d+)", self.process.stderr.readline()
-            )
-            if match:
-                self.url = match.group(1)
-        assert self.url
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        import urllib.request
-
-        request = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=orjson.dumps(body) if body is not None else None,
-            headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return orjson.loads(response.read())
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        assert self.process.stderr is not None
-        self.process.stderr.close()
 
 
 def write_config(tmp_path: Path, api_url: str, webhook_url: str) -> Path:
@@ -206,13 +126,14 @@ def wait_for(condition: Any, seconds: float, what: str) -> None:
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
+    running = Receiver()
+    with running.server:
         yield running
 
 
 @pytest.mark.timeout(420)
 def test_kill_9_loses_nothing_and_repeats_nothing(tmp_path: Path, receiver: Receiver) -> None:
-    simulator = Simulator(
+    simulator = SimulatorProcess(
         "--backlog",
         "3000",
         "--backlog-span",
@@ -232,7 +153,7 @@ def test_kill_9_loses_nothing_and_repeats_nothing(tmp_path: Path, receiver: Rece
         "--precision",
         "ms",
     )
-    config = write_config(tmp_path, simulator.url, receiver.url)
+    config = write_config(tmp_path, simulator.url, receiver.server.url)
     log = tmp_path / "daemon.log"
     archive = tmp_path / "archive.ndjson"
     rng = random.Random(SEED)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -17,35 +14,20 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import web
-
-KEY = "rt_test_simulator"
+from localservers import KEY, ReceiverThread, SimulatorProcess
 
 
 class Receiver:
-    """A webhook receiver thread; `status` decides every answer and can change mid-test."""
+    """A webhook receiver whose `status` decides every answer and can change mid-test."""
 
     def __init__(self) -> None:
         self.status = 204
         self.received: list[str] = []
-        self.url = ""
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.server = ReceiverThread("/hook", self._handle)
 
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._handle)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     async def _handle(self, request: web.Request) -> web.Response:
         events = orjson.loads(await request.read())
@@ -53,60 +35,18 @@ class Receiver:
             self.received.extend(event["id"] for event in events)
         return web.Response(status=self.status)
 
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        async def stop() -> None:
-            if self._runner is not None:
-                await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
 
 @pytest.fixture
 def simulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tailer",
-            "simulate",
-            "--port",
-            "0",
-            "--backlog",
-            "300",
-            "--backlog-span",
-            "30m",
-            "--seed",
-            "5",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stderr is not None
-    url = ""
-    while not url:
-        line = process.stderr.readline()
-        assert line, "the simulator exited"
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        url = match.group(1) if match else ""
-    threading.Thread(target=process.stderr.read, daemon=True).start()
-    yield url
-    process.send_signal(signal.SIGINT)
-    process.wait(10)
-    process.stderr.close()
+    process = SimulatorProcess("--backlog", "300", "--backlog-span", "30m", "--seed", "5")
+    yield process.url
+    process.stop()
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
+    running = Receiver()
+    with running.server:
         yield running
 
 
@@ -280,7 +220,8 @@ def test_full_journal_pauses_polling(simulator: str, receiver: Receiver, tmp_pat
             method="POST",
             headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
         )
-        urllib.request.urlopen(request, timeout=10).close()
+        with urllib.request.urlopen(request, timeout=10):
+            pass
     daemon = start(config, log)
     wait_for(lambda: any(e["event"] == "journal.full" for e in log_events(log)), 60, "the pause")
     shown = command("state", "show", "--config", str(config))

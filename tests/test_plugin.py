@@ -7,14 +7,13 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from localservers import KEY, SimulatorProcess
 
 PLUGIN = Path(__file__).resolve().parent / "plugin"
-KEY = "rt_test_simulator"
 
 
 @pytest.fixture(scope="module")
@@ -47,33 +46,8 @@ def environment(plugin_path: Path) -> dict[str, str]:
 
 @pytest.mark.timeout(120)
 def test_third_party_sink_receives_events(plugin_path: Path, tmp_path: Path) -> None:
-    simulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tailer",
-            "simulate",
-            "--port",
-            "0",
-            "--backlog",
-            "50",
-            "--backlog-span",
-            "10m",
-            "--seed",
-            "11",
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert simulator.stderr is not None
-    url = ""
-    while not url:
-        line = simulator.stderr.readline()
-        assert line, "the simulator exited"
-        match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
-        url = match.group(1) if match else ""
-    threading.Thread(target=simulator.stderr.read, daemon=True).start()
+    simulator = SimulatorProcess("--backlog", "50", "--backlog-span", "10m", "--seed", "11")
+    url = simulator.url
 
     output = tmp_path / "lines.txt"
     config = tmp_path / "daemon.yaml"
@@ -106,9 +80,7 @@ def test_third_party_sink_receives_events(plugin_path: Path, tmp_path: Path) -> 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:
-        simulator.send_signal(signal.SIGINT)
-        simulator.wait(10)
-        simulator.stderr.close()
+        simulator.stop()
 
     lines = output.read_text().splitlines()
     assert len(lines) == 50

@@ -15,9 +15,9 @@ Contract:
 * `send(batch)` delivers the whole batch or raises `SinkError`. It returns a
   small JSON-serialisable state that the runner commits together with the
   offset, atomically. On any exception the runner sends the same batch again
-  (same events, same `batch.key`), possibly after a restart, so a sink must
-  accept a repeat: a file sink truncates back to its confirmed state on `open`,
-  an HTTP sink passes `batch.key` on as an idempotency key.
+  (same events, same `batch.key`), possibly after a restart. A sink must
+  therefore accept a repeat. A file sink truncates back to its confirmed state
+  on `open`, and an HTTP sink passes `batch.key` on as an idempotency key.
 * A partial failure (some events written) is reported by raising; the runner
   resends the whole batch.
 * `close()` releases resources; closing twice, or closing an unopened sink, is
@@ -50,8 +50,8 @@ class SinkConfig(BaseModel):
 class SinkError(TailerError):
     """A batch could not be delivered.
 
-    `retriable` tells the runner whether the same batch may succeed later;
-    `retry_after` (seconds) is a wait the receiver asked for, if any.
+    `retriable` is True when the same batch may succeed later. `retry_after`
+    is the wait in seconds the receiver requested, if any.
     """
 
     def __init__(
@@ -79,6 +79,8 @@ class Batch:
     last_seq: int
     replay_of: str | None = None
     """The key of the dead-lettered batch this one sends again, for a replay."""
+    encoding: str = "json"
+    """The encoding of `payloads`: `json` and `ecs` are JSON objects, `cef` is text."""
 
     @property
     def key(self) -> str:
