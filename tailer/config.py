@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tailer.encodings import Encoding
 from tailer.errors import ConfigError
 from tailer.filters import RESOURCE_TYPES, QueryFilters
 from tailer.timeparse import parse_duration, parse_time
@@ -166,7 +167,7 @@ class SinkSection(BaseModel):
 
     type: str
     filter: SinkFilter = Field(default_factory=SinkFilter)
-    encoding: Literal["json"] = "json"
+    encoding: Encoding = "json"
     batch: BatchSettings = Field(default_factory=BatchSettings)
     retry: SinkRetrySettings = Field(default_factory=SinkRetrySettings)
     dead_letter_path: Path | None = None

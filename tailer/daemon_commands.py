@@ -15,6 +15,7 @@ import orjson
 from tailer.config import DaemonConfig, load_config
 from tailer.daemon import Daemon, build_sinks
 from tailer.deadletters import DeadLetterFile
+from tailer.encodings import get_encoder
 from tailer.errors import ConfigError
 from tailer.event import InvalidEventError, parse_event
 from tailer.exitcodes import ExitCode
@@ -212,6 +213,7 @@ async def _replay(config: DaemonConfig, sink_name: str) -> tuple[int, int]:
     """Send a sink's dead letters again; return (delivered, still dead)."""
     section = config.sinks[sink_name]
     sink = build_sinks(config)[sink_name]
+    encoder = get_encoder(section.encoding)
     letters_file = DeadLetterFile(section.dead_letter_path)  # type: ignore[arg-type]
     letters = list(letters_file.read())
     journal = Journal(config.state_dir)
@@ -234,7 +236,8 @@ async def _replay(config: DaemonConfig, sink_name: str) -> tuple[int, int]:
                 batch = Batch(
                     sink=sink_name,
                     events=events,
-                    payloads=[event.to_json() for event in events],
+                    payloads=[encoder.encode(event) for event in events],
+                    encoding=encoder.name,
                     first_seq=0,
                     last_seq=start,
                     replay_of=chunk[0].batch,

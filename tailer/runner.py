@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -27,6 +26,7 @@ import structlog
 from tailer.clock import Clock, SystemClock
 from tailer.config import SinkSection
 from tailer.deadletters import DeadLetterFile
+from tailer.encodings import get_encoder
 from tailer.journal import Journal, JournalEntry
 from tailer.ratelimit import RepeatLimiter
 from tailer.retry import RetryPolicy
@@ -66,7 +66,6 @@ class SinkRunner:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        encode: Callable[[JournalEntry], bytes] | None = None,
     ) -> None:
         self.name = name
         self.sink = sink
@@ -74,7 +73,7 @@ class SinkRunner:
         self._journal = journal
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
-        self._encode = encode or (lambda entry: entry.event.to_json())
+        self._encoder = get_encoder(section.encoding)
         self._policy = RetryPolicy(
             base_delay=section.retry.initial_backoff_secs,
             max_delay=section.retry.max_backoff_secs,
@@ -141,6 +140,7 @@ class SinkRunner:
         """Collect one batch after the offset and settle it; return when nothing is pending."""
         limits = self.section.batch
         entries: list[JournalEntry] = []
+        payloads: list[bytes] = []
         size = 0
         scanned = self.offset
         deadline: float | None = None
@@ -152,12 +152,13 @@ class SinkRunner:
                     scanned = entry.seq
                     self.statistics.filtered += 1
                     continue
-                payload_size = len(self._encode(entry))
-                if entries and size + payload_size > limits.max_bytes:
+                payload = self._encoder.encode(entry.event)
+                if entries and size + len(payload) > limits.max_bytes:
                     full = True  # the next event starts the next batch
                     break
                 entries.append(entry)
-                size += payload_size
+                payloads.append(payload)
+                size += len(payload)
                 scanned = entry.seq
             full = full or len(entries) >= limits.max_events or size >= limits.max_bytes
             if full or self._stopping.is_set():
@@ -179,7 +180,7 @@ class SinkRunner:
             self._journal.commit_offset(self.name, scanned, self._state)
             self.offset = scanned
             return
-        await self._settle(entries, self.offset + 1, scanned)
+        await self._settle(entries, self.offset + 1, scanned, payloads)
 
     async def _wait_for_events(self, seconds: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -187,15 +188,28 @@ class SinkRunner:
 
     # -- sending ---------------------------------------------------------------
 
-    async def _settle(self, entries: list[JournalEntry], first: int, last: int) -> None:
-        """Send one batch until it is confirmed or dead-lettered, then commit the offset."""
+    async def _settle(
+        self,
+        entries: list[JournalEntry],
+        first: int,
+        last: int,
+        payloads: list[bytes] | None = None,
+    ) -> None:
+        """Send one batch until it is confirmed or dead-lettered, then commit the offset.
+
+        `entries` may include events the filter rejects (a batch rebuilt after a
+        restart); `payloads`, when given, are those of the admitted entries.
+        """
         admitted = [e for e in entries if self.section.filter.admits(e.event.raw)]
+        if payloads is None:
+            payloads = [self._encoder.encode(e.event) for e in admitted]
         batch = Batch(
             sink=self.name,
             events=[e.event for e in admitted],
-            payloads=[self._encode(e) for e in admitted],
+            payloads=payloads,
             first_seq=first,
             last_seq=last,
+            encoding=self._encoder.name,
         )
         self._journal.mark_pending(self.name, first, last)
         if batch.events:

@@ -243,3 +243,20 @@ async def test_stop_during_backoff_tries_once_more_then_leaves_batch_pending(
     checkpoint = journal.register_sink("rec")
     assert checkpoint.offset == 0
     assert checkpoint.pending == (1, 2)
+
+
+@pytest.mark.parametrize("encoding", ["ecs", "cef"])
+async def test_encoding_applied_to_payloads(journal: Journal, encoding: str) -> None:
+    from tailer.encodings import get_encoder
+
+    sink = RecordingSink()
+    runner = SinkRunner("rec", sink, section(encoding=encoding), journal)
+    journal.register_sink("rec")
+    events = [event(1), event(2)]
+    fill(journal, events)
+
+    await run_until(runner, 2)
+
+    encoder = get_encoder(encoding)
+    assert sink.accepted[0].encoding == encoding
+    assert sink.accepted[0].payloads == [encoder.encode(e) for e in events]
