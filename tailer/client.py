@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import ssl
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
@@ -128,6 +128,7 @@ class ActivityClient:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        on_response: Callable[[int | None, float], None] | None = None,
     ) -> None:
         parts = _split_base_url(options.base_url)
         if parts is None or not parts.hostname:
@@ -145,6 +146,8 @@ class ActivityClient:
         self.requests = 0
         self.retries = 0
         self.rate_limit_waits = 0
+        # Receives (HTTP status or None without a response, seconds) for every attempt.
+        self._on_response = on_response
 
     def _select_proxy(self, scheme: str, host: str) -> str | None:
         """Return None when NO_PROXY lists the host, else the option, else the environment's."""
@@ -199,7 +202,13 @@ class ActivityClient:
             await self._wait_for_rate_limit()
             attempts += 1
             self.requests += 1
-            outcome = await self._attempt(self._session, params)
+            started = self._clock.monotonic()
+            try:
+                outcome = await self._attempt(self._session, params)
+            except ApiError as exc:
+                self._observe(exc.status, started)
+                raise
+            self._observe(200 if isinstance(outcome, Page) else outcome[0].status, started)
             if isinstance(outcome, Page):
                 return outcome
 
@@ -230,6 +239,10 @@ class ActivityClient:
                 wait_seconds=round(wait, 3),
             )
             await self._clock.sleep(wait)
+
+    def _observe(self, status: int | None, started: float) -> None:
+        if self._on_response is not None:
+            self._on_response(status, self._clock.monotonic() - started)
 
     async def _wait_for_rate_limit(self) -> None:
         remaining = self._not_before - self._clock.monotonic()

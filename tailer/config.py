@@ -40,6 +40,7 @@ from tailer.urls import url_problem
 __all__ = [
     "BatchSettings",
     "DaemonConfig",
+    "ServiceSettings",
     "SinkFilter",
     "SinkRetrySettings",
     "SinkSection",
@@ -177,6 +178,16 @@ class SinkSection(BaseModel):
         return dict(self.model_extra or {})
 
 
+class ServiceSettings(_Section):
+    """The HTTP listener for /healthz, /readyz and /metrics."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=0, le=65535)
+    sink_failure_unready_secs: float = Field(default=300.0, gt=0)
+    """A sink failing without a break for this long makes the daemon not ready."""
+
+
 class DaemonConfig(BaseSettings):
     """The whole daemon configuration."""
 
@@ -187,6 +198,7 @@ class DaemonConfig(BaseSettings):
     state_dir: Path = Path("runtools-tail-state")
     max_journal_bytes: int = Field(default=1 << 30, ge=1 << 20)
     shutdown_grace_secs: float = Field(default=10.0, ge=0)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
     sources: dict[str, SourceConfig] = Field(min_length=1)
     sinks: dict[str, SinkSection] = Field(min_length=1)
 

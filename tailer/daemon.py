@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import signal
+import time
 from collections.abc import Mapping
+from typing import Any
 
 import structlog
 
@@ -24,8 +27,10 @@ from tailer.errors import ApiError, ConfigError
 from tailer.event import Event
 from tailer.journal import Journal
 from tailer.lock import StateLock
+from tailer.metrics import Metrics, SourceSnapshot
 from tailer.poller import Poller, PollerSettings, SourceCheckpoint
-from tailer.runner import SinkRunner
+from tailer.runner import RunnerStatistics, SinkRunner
+from tailer.service import ServiceListener
 from tailer.sinks import Sink, load_sink_class
 from tailer.sources import build_source
 
@@ -61,7 +66,15 @@ class Daemon:
         self._signals = 0
         self.runners: dict[str, SinkRunner] = {}
         self.pollers: dict[str, Poller] = {}
+        self.clients: dict[str, ActivityClient] = {}
         self.paused_by: str | None = None
+        # Per source: None once a round succeeded, else why the source is not ready.
+        self._source_problems: dict[str, str | None] = dict.fromkeys(
+            config.sources, "the first poll has not completed"
+        )
+        self.metrics = Metrics()
+        self.metrics.watch(self)
+        self.service: ServiceListener | None = None
 
     def request_stop(self, signum: int = signal.SIGTERM) -> None:
         """Stop gracefully; a second request exits the process at once."""
@@ -95,13 +108,25 @@ class Daemon:
 
         sinks = build_sinks(self.config)
         for name, sink in sinks.items():
-            self.runners[name] = SinkRunner(name, sink, self.config.sinks[name], self.journal)
+            self.runners[name] = SinkRunner(
+                name,
+                sink,
+                self.config.sinks[name],
+                self.journal,
+                observe_batch=self.metrics.observe_batch,
+            )
         _log.info(
             "daemon.started",
             sources=sorted(sources),
             sinks=sorted(sinks),
             state_dir=str(self.config.state_dir),
         )
+        settings = self.config.service
+        if settings.enabled:
+            self.service = ServiceListener(
+                settings.host, settings.port, self.metrics.registry, self.readiness
+            )
+            await self.service.start()
 
         runner_tasks = [
             asyncio.create_task(runner.run(), name=f"sink:{name}")
@@ -143,6 +168,8 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*runner_tasks, return_exceptions=True)
         self.journal.prune(self.runners)
+        if self.service is not None:
+            await self.service.stop()
         _log.info(
             "daemon.stopped",
             delivered={name: r.statistics.delivered for name, r in self.runners.items()},
@@ -150,8 +177,16 @@ class Daemon:
         )
 
     async def _reopen(self) -> None:
-        for runner in self.runners.values():
-            await runner.sink.reopen()
+        for name, runner in self.runners.items():
+            try:
+                await runner.sink.reopen()
+            except Exception as exc:  # one sink's failure must not keep the others from reopening
+                _log.error(
+                    "sink.reopen_failed",
+                    sink=name,
+                    error=str(exc),
+                    error_type=exc.__class__.__name__,
+                )
         _log.info("sinks.reopened", sinks=sorted(self.runners))
 
     # -- sources -----------------------------------------------------------
@@ -164,9 +199,11 @@ class Daemon:
             stored = self.journal.source_checkpoint(name)
             resume = SourceCheckpoint.from_dict(stored) if stored else None
             seen = list(self.journal.seen_ids(name))
-            async with ActivityClient(client_options) as client:
+            observe = functools.partial(self.metrics.observe_request, name)
+            async with ActivityClient(client_options, on_response=observe) as client:
                 poller = Poller(client, settings, resume=resume, seen=seen)
                 self.pollers[name] = poller
+                self.clients[name] = client
 
                 async def deliver(events: list[Event], poller: Poller = poller) -> None:
                     await self._journal_round(name, poller, events)
@@ -175,6 +212,7 @@ class Daemon:
                     await poller.run(deliver)
                     return
                 except (ApiError, ConfigError) as exc:
+                    self._source_problems[name] = f"{exc.__class__.__name__}: {exc}"
                     _log.error(
                         "source.failed",
                         source=name,
@@ -185,6 +223,7 @@ class Daemon:
             await asyncio.sleep(SOURCE_RESTART_SECS * random.uniform(0.5, 1.0))
 
     async def _journal_round(self, name: str, poller: Poller, events: list[Event]) -> None:
+        self._source_problems[name] = None
         added = self.journal.append(
             name,
             events,
@@ -228,3 +267,49 @@ class Daemon:
             removed = self.journal.prune(self.runners)
             if removed:
                 _log.debug("journal.pruned", count=removed)
+
+    # -- what the service endpoints read -----------------------------------------
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Tell whether every source polled successfully and no sink is stuck, and why not."""
+        sources = {
+            name: {"ready": problem is None, "reason": problem}
+            for name, problem in self._source_problems.items()
+        }
+        limit = self.config.service.sink_failure_unready_secs
+        now = time.time()
+        sinks = {}
+        for name, runner in self.runners.items():
+            stats = runner.statistics
+            reason = None
+            if stats.past_budget:
+                reason = f"past its retry budget: {stats.last_error}"
+            elif stats.failing_since is not None and now - stats.failing_since > limit:
+                reason = f"failing for {now - stats.failing_since:.0f} s: {stats.last_error}"
+            sinks[name] = {"ready": reason is None, "reason": reason}
+        ready = all(item["ready"] for item in (*sources.values(), *sinks.values()))
+        return ready, {"sources": sources, "sinks": sinks}
+
+    def source_snapshots(self) -> dict[str, SourceSnapshot]:
+        snapshots = {}
+        for name, poller in self.pollers.items():
+            client = self.clients[name]
+            snapshots[name] = SourceSnapshot(
+                poller.statistics, poller.high_water_ns, client.retries, client.rate_limit_waits
+            )
+        return snapshots
+
+    def sink_statistics(self) -> dict[str, RunnerStatistics]:
+        return {name: runner.statistics for name, runner in self.runners.items()}
+
+    def sink_backlogs(self) -> dict[str, int]:
+        # Events above the lowest offset are never pruned and sequence numbers
+        # have no gaps, so the backlog is a subtraction.
+        newest = self.journal.newest_seq()
+        return {name: max(newest - runner.offset, 0) for name, runner in self.runners.items()}
+
+    def journal_bytes(self) -> int:
+        return self.journal.used_bytes()
+
+    def polling_paused(self) -> bool:
+        return self.paused_by is not None

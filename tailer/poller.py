@@ -124,6 +124,8 @@ class PollerStatistics:
     stalled_walks: int = 0
     cursor_rejections: int = 0
     unreadable_windows: int = 0
+    last_round_at: float | None = None
+    """Wall-clock time the last round completed, in seconds since the epoch."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,7 @@ class Poller:
             self._failures = 0
             events = buffer.sorted_events()
             self._commit(current, buffer, events)
+            self.statistics.last_round_at = self._clock.time()
             # Called for empty rounds too, so a journal can record the advanced floor.
             await deliver(events)
             await self._pause(current, buffer, events, started)

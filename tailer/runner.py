@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -49,9 +50,13 @@ class RunnerStatistics:
     delivered: int = 0
     filtered: int = 0
     retries: int = 0
+    failed_attempts: int = 0
     dead_lettered: int = 0
     failing_since: float | None = None
+    """Wall-clock time of the first failure of the batch now being retried."""
     last_error: str | None = None
+    past_budget: bool = False
+    """True while a batch that used up its retry budget is retried for lack of dead letters."""
 
 
 class SinkRunner:
@@ -66,6 +71,7 @@ class SinkRunner:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        observe_batch: Callable[[str, float], None] | None = None,
     ) -> None:
         self.name = name
         self.sink = sink
@@ -74,6 +80,8 @@ class SinkRunner:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._encoder = get_encoder(section.encoding)
+        # Receives (sink name, seconds) for every confirmed batch, for a latency histogram.
+        self._observe_batch = observe_batch
         self._policy = RetryPolicy(
             base_delay=section.retry.initial_backoff_secs,
             max_delay=section.retry.max_backoff_secs,
@@ -230,18 +238,23 @@ class SinkRunner:
             except Exception as exc:  # a sink's bug must not stop the other sinks
                 error = SinkError(f"{exc.__class__.__name__}: {exc}", retriable=True)
             else:
+                seconds = self._clock.monotonic() - started
                 stats.batches += 1
                 stats.delivered += len(batch.events)
                 stats.failing_since = None
+                stats.past_budget = False
+                if self._observe_batch is not None:
+                    self._observe_batch(self.name, seconds)
                 _log.debug(
                     "batch.sent",
                     sink=self.name,
                     count=len(batch.events),
                     batch=batch.key,
-                    seconds=round(self._clock.monotonic() - started, 4),
+                    seconds=round(seconds, 4),
                 )
                 return state
 
+            stats.failed_attempts += 1
             stats.last_error = str(error)
             if stats.failing_since is None:
                 stats.failing_since = time.time()
@@ -249,6 +262,7 @@ class SinkRunner:
             if exhausted and self._dead_letters is not None:
                 self._dead_letters.write(batch, str(error))
                 stats.dead_lettered += len(batch.events)
+                stats.failing_since = None
                 _log.error(
                     "batch.dead_lettered",
                     sink=self.name,
@@ -265,6 +279,7 @@ class SinkRunner:
             stats.retries += 1
             if exhausted:
                 # No dead-letter file: keep the batch and retry at the longest backoff.
+                stats.past_budget = True
                 wait = self._policy.max_delay
             elif error.retry_after is not None:
                 wait = self._policy.clamp(error.retry_after)

@@ -61,6 +61,7 @@ def write_config(tmp_path: Path, api_url: str, webhook_url: str) -> Path:
         f"""
 state_dir: {tmp_path / "state"}
 shutdown_grace_secs: 5
+service: {{port: 0}}
 sources:
   main:
     api_url: {api_url}

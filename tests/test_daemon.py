@@ -90,7 +90,7 @@ def log_events(log: Path) -> list[dict[str, object]]:
 def config_file(tmp_path: Path, api_url: str, sinks: str, extra: str = "") -> Path:
     path = tmp_path / "daemon.yaml"
     path.write_text(
-        f"state_dir: {tmp_path / 'state'}\n{extra}"
+        f"state_dir: {tmp_path / 'state'}\nservice: {{port: 0}}\n{extra}"
         f"sources:\n  main: {{api_url: '{api_url}', since: 1h, poll_interval_secs: 0.2}}\n"
         f"sinks:\n{sinks}"
     )

@@ -52,7 +52,7 @@ def test_third_party_sink_receives_events(plugin_path: Path, tmp_path: Path) -> 
     output = tmp_path / "lines.txt"
     config = tmp_path / "daemon.yaml"
     config.write_text(
-        f"state_dir: {tmp_path / 'state'}\n"
+        f"state_dir: {tmp_path / 'state'}\nservice: {{port: 0}}\n"
         f"sources:\n  main: {{api_url: '{url}', since: 1h, poll_interval_secs: 0.2}}\n"
         f"sinks:\n  third_party:\n    type: lines\n    path: {output}\n    prefix: '> '\n"
     )
