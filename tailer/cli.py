@@ -167,6 +167,16 @@ def tail_parser() -> argparse.ArgumentParser:
     output.add_argument("--utc", action="store_true", help="show times in UTC, not local time")
     output.add_argument("--no-color", action="store_true", help="no colour (also: $NO_COLOR)")
 
+    service = parser.add_argument_group("service endpoints (/healthz, /readyz, /metrics)")
+    service.add_argument(
+        "--service-port",
+        type=int,
+        help="serve the endpoints on this port (default: off; 0 picks a free port)",
+    )
+    service.add_argument(
+        "--service-host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+
     logging_group = parser.add_argument_group("logging (on stderr)")
     logging_group.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
     logging_group.add_argument(
@@ -237,6 +247,10 @@ def build_tail_command(
             f"--max-retries {args.max_retries} must be at least 1",
         ),
         (
+            args.service_port is None or 0 <= args.service_port <= 65535,
+            f"--service-port {args.service_port} is outside 0..65535",
+        ),
+        (
             args.max_buffered_events >= 1,
             f"--max-buffered-events {args.max_buffered_events} must be at least 1",
         ),
@@ -303,7 +317,12 @@ def build_tail_command(
         max_interval=args.poll_max_interval,
         window_capacity=args.max_buffered_events,
     )
-    return TailCommand(client=client, poller=poller, formatter=formatter)
+    service_address = None
+    if args.service_port is not None:
+        service_address = (args.service_host, args.service_port)
+    return TailCommand(
+        client=client, poller=poller, formatter=formatter, service_address=service_address
+    )
 
 
 def _tail(argv: Sequence[str]) -> ExitCode:

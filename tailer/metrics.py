@@ -49,7 +49,9 @@ class MetricsSource(Protocol):
 
     def sink_backlogs(self) -> Mapping[str, int]: ...
 
-    def journal_bytes(self) -> int: ...
+    def journal_bytes(self) -> int | None:
+        """Return the journal's size, or None where there is no journal (terminal mode)."""
+        ...
 
     def polling_paused(self) -> bool: ...
 
@@ -100,10 +102,13 @@ class _SnapshotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._source_metrics()
         yield from self._sink_metrics()
+        journal_bytes = self._daemon.journal_bytes()
+        if journal_bytes is None:
+            return
         yield GaugeMetricFamily(
             f"{PREFIX}_journal_bytes",
             "Bytes the journal's live database pages occupy.",
-            value=self._daemon.journal_bytes(),
+            value=journal_bytes,
         )
         yield GaugeMetricFamily(
             f"{PREFIX}_polling_paused",

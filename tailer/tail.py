@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -23,8 +24,11 @@ from tailer.errors import (
 )
 from tailer.event import Event
 from tailer.exitcodes import ExitCode
+from tailer.metrics import Metrics, SourceSnapshot
 from tailer.output import Formatter
 from tailer.poller import Poller, PollerSettings
+from tailer.runner import RunnerStatistics
+from tailer.service import ServiceListener
 
 __all__ = ["EventWriter", "TailCommand", "run_main", "run_tail"]
 
@@ -60,16 +64,64 @@ class TailCommand:
     client: ClientOptions
     poller: PollerSettings
     formatter: Formatter
+    service_address: tuple[str, int] | None = None
+    """Host and port of the /healthz, /readyz and /metrics listener; None turns it off."""
+
+
+class _TailStatistics:
+    """The terminal command as the metrics collector sees it: one source, no sinks."""
+
+    SOURCE = "main"
+
+    def __init__(self, poller: Poller, client: ActivityClient) -> None:
+        self._poller = poller
+        self._client = client
+
+    def source_snapshots(self) -> dict[str, SourceSnapshot]:
+        poller, client = self._poller, self._client
+        return {
+            self.SOURCE: SourceSnapshot(
+                poller.statistics, poller.high_water_ns, client.retries, client.rate_limit_waits
+            )
+        }
+
+    def sink_statistics(self) -> dict[str, RunnerStatistics]:
+        return {}
+
+    def sink_backlogs(self) -> dict[str, int]:
+        return {}
+
+    def journal_bytes(self) -> None:
+        return None
+
+    def polling_paused(self) -> bool:
+        return False
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        ready = self._poller.statistics.last_round_at is not None
+        reason = None if ready else "the first poll has not completed"
+        return ready, {"sources": {self.SOURCE: {"ready": ready, "reason": reason}}}
 
 
 async def run_tail(command: TailCommand, stdout: BinaryIO, *, clock: Clock | None = None) -> int:
     """Follow or read the feed into `stdout`; return the number of events written."""
     writer = EventWriter(stdout, command.formatter, flush_each=command.poller.follow)
-    async with ActivityClient(command.client, clock=clock) as client:
+    metrics = Metrics()
+    observe = functools.partial(metrics.observe_request, _TailStatistics.SOURCE)
+    async with ActivityClient(command.client, clock=clock, on_response=observe) as client:
         poller = Poller(client, command.poller, clock=clock)
+        view = _TailStatistics(poller, client)
+        metrics.watch(view)
+        service = None
+        if command.service_address is not None:
+            host, port = command.service_address
+            service = ServiceListener(host, port, metrics.registry, view.readiness)
+            await service.start()
         try:
             await poller.run(writer.write)
         finally:
+            if service is not None:
+                await service.stop()
             stats = poller.statistics
             _log.info(
                 "poll.stopped",

@@ -256,3 +256,43 @@ def test_example_terminal_env_loads() -> None:
     assert env.api_key is not None
     assert env.api_key.get_secret_value() == "rt_test_replace_me"
     assert "rt_test_replace_me" not in repr(env)
+
+
+def test_follow_serves_metrics_when_asked(simulator: SimulatorProcess) -> None:
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tailer", "--api-url", simulator.url, "-f", "--since", "2h"),
+            *("--service-port", "0", "--log-level", "info", "--log-format", "json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=command_env(RUNTOOLS_API_KEY=KEY),
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    port = 0
+    while not port:
+        entry = orjson.loads(process.stderr.readline())
+        if entry["event"] == "service.started":
+            port = entry["port"]
+    lines = [process.stdout.readline() for _ in range(3000)]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
+        ready = orjson.loads(response.read())
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=20)
+
+    values = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert all(line.startswith(b"{") for line in lines)
+    assert ready == {"ready": True, "sources": {"main": {"ready": True, "reason": None}}}
+    assert values[("runtools_tail_events_new_total", (("source", "main"),))] == 3000
+    assert "runtools_tail_journal_bytes" not in text
