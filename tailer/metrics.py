@@ -61,7 +61,7 @@ class Metrics:
 
     def __init__(self) -> None:
         # The `_created` series double every counter and no dashboard here reads them.
-        disable_created_metrics()
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
         self.registry = CollectorRegistry()
         self.api_requests = Counter(
             f"{PREFIX}_api_requests",
