@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(BIN)/runtools-tail demo
 
 test: $(STAMP)
+	./scripts/install-test-tools.sh
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
