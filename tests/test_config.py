@@ -27,7 +27,15 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_examples_exist_for_each_use() -> None:
     names = {path.name for path in EXAMPLES}
 
-    assert {"stdout.yaml", "file-archive.yaml", "webhook.yaml", "several-sinks.yaml"} <= names
+    expected = {
+        "stdout.yaml",
+        "file-archive.yaml",
+        "webhook.yaml",
+        "several-sinks.yaml",
+        "siem-syslog.yaml",
+        "siem-splunk.yaml",
+    }
+    assert expected <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
