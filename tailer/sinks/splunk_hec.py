@@ -99,17 +99,17 @@ from tailer.clock import Clock, SystemClock
 from tailer.errors import ConfigError
 from tailer.ratelimit import RepeatLimiter
 from tailer.retry import is_retriable_status, parse_retry_after
-from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
-from tailer.sinks.webhook import (
-    WebhookTls,
-    _build_ssl_context,
-    _check_one_source,
-    _display_url,
-    _read_prefix,
-    _read_secret,
-    _select_proxy,
-    _split_url,
+from tailer.sinks._http import (
+    TlsOptions,
+    build_ssl_context,
+    check_one_source,
+    display_url,
+    read_prefix,
+    read_secret,
+    select_proxy,
+    split_url,
 )
+from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 from tailer.urls import is_loopback
 
 __all__ = ["HecAck", "SplunkHecSink", "SplunkHecSinkConfig", "format_hec_time"]
@@ -212,7 +212,7 @@ class SplunkHecSinkConfig(SinkConfig):
     gzip: bool = False
     """Compress each body and send `Content-Encoding: gzip`."""
 
-    tls: WebhookTls = Field(default_factory=WebhookTls)
+    tls: TlsOptions = Field(default_factory=TlsOptions)
     """`ca_file`, `cert_file`, `key_file` and `verify` (true), as for the webhook sink."""
 
     proxy: str | None = None
@@ -229,19 +229,19 @@ class SplunkHecSinkConfig(SinkConfig):
     @field_validator("url")
     @classmethod
     def _valid_url(cls, value: str) -> str:
-        parts = _split_url(value)
+        parts = split_url(value)
         if parts is None:
             raise ValueError(
-                f"url {_display_url(value)!r} is invalid; expected https://host[:port][/path]"
+                f"url {display_url(value)!r} is invalid; expected https://host[:port][/path]"
             )
         if parts.username is not None or parts.password is not None:
             raise ValueError(
-                f"url {_display_url(value)!r} contains credentials; "
+                f"url {display_url(value)!r} contains credentials; "
                 "set the HEC token with token, token_env or token_file"
             )
         if parts.query or parts.fragment:
             raise ValueError(
-                f"url {_display_url(value)!r} has a query or fragment; "
+                f"url {display_url(value)!r} has a query or fragment; "
                 "give the HEC base address only, such as https://splunk.example.com:8088"
             )
         if "/services/collector" in parts.path:
@@ -262,13 +262,13 @@ class SplunkHecSinkConfig(SinkConfig):
     @field_validator("proxy")
     @classmethod
     def _valid_proxy(cls, value: str | None) -> str | None:
-        if value is not None and _split_url(value) is None:
-            raise ValueError(f"proxy {_display_url(value)!r} is invalid; expected http://host:port")
+        if value is not None and split_url(value) is None:
+            raise ValueError(f"proxy {display_url(value)!r} is invalid; expected http://host:port")
         return value
 
     @model_validator(mode="after")
     def _secure_transport_and_one_token(self) -> SplunkHecSinkConfig:
-        parts = _split_url(self.url)
+        parts = split_url(self.url)
         assert parts is not None  # checked by _valid_url
         loopback = is_loopback(parts.hostname or "")
         if parts.scheme == "http" and not self.allow_insecure_http and not loopback:
@@ -277,13 +277,13 @@ class SplunkHecSinkConfig(SinkConfig):
                 "https, or set allow_insecure_http: true to send events and the token "
                 "unencrypted"
             )
-        _check_one_source(self, "splunk_hec", "token", "token_env", "token_file")
+        check_one_source(self, "splunk_hec", "token", "token_env", "token_file")
         return self
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             if name == "proxy" and value is not None:
-                yield name, _display_url(value)
+                yield name, display_url(value)
             else:
                 yield name, value
 
@@ -384,7 +384,7 @@ class SplunkHecSink(Sink):
         await self.close()
         options = self._options
 
-        token = _read_secret(options.token, options.token_env, options.token_file, "token")
+        token = read_secret(options.token, options.token_env, options.token_file, "token")
         if any(character.isspace() or not character.isprintable() for character in token):
             raise ConfigError(
                 "token contains whitespace or a control character; "
@@ -399,10 +399,10 @@ class SplunkHecSink(Sink):
         if options.ack.channel is None:
             self._channel = _channel_from_state(state) or self._channel
 
-        ssl_context = _build_ssl_context(options.tls)
-        parts = _split_url(options.url)
+        ssl_context = build_ssl_context(options.tls)
+        parts = split_url(options.url)
         assert parts is not None  # checked by the config model
-        self._proxy = _select_proxy(options.proxy, parts)
+        self._proxy = select_proxy(options.proxy, parts)
 
         # Only User-Agent is a session header: aiohttp sends session headers on a
         # proxy's CONNECT too, and the token must not reach the proxy.
@@ -418,7 +418,7 @@ class SplunkHecSink(Sink):
             url=self._event_url,
             ack=options.ack.enabled,
             channel=self._channel if options.ack.enabled else None,
-            proxy=_display_url(self._proxy) if self._proxy else None,
+            proxy=display_url(self._proxy) if self._proxy else None,
         )
 
     async def close(self) -> None:
@@ -552,7 +552,7 @@ class SplunkHecSink(Sink):
                 proxy=self._proxy,
                 allow_redirects=False,
             ) as response:
-                body = await _read_prefix(response, _MAX_BODY_READ)
+                body = await read_prefix(response, _MAX_BODY_READ)
                 retry_after = parse_retry_after(
                     response.headers.get("Retry-After"),
                     server_date=response.headers.get("Date"),

@@ -44,15 +44,12 @@ import binascii
 import gzip
 import hashlib
 import hmac
-import os
 import re
-import ssl
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -62,15 +59,25 @@ from tailer import __version__
 from tailer.clock import Clock, SystemClock
 from tailer.errors import ConfigError
 from tailer.retry import is_retriable_status, parse_retry_after
+from tailer.sinks._http import (
+    TlsOptions,
+    build_ssl_context,
+    check_one_source,
+    display_url,
+    read_prefix,
+    read_secret,
+    select_proxy,
+    split_url,
+)
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 from tailer.urls import is_loopback
 
 __all__ = [
     "BasicAuth",
     "BearerAuth",
+    "TlsOptions",
     "WebhookSink",
     "WebhookSinkConfig",
-    "WebhookTls",
     "decode_signing_secret",
     "sign_payload",
 ]
@@ -114,15 +121,6 @@ _log = structlog.get_logger("tailer.sinks.webhook")
 # --- configuration --------------------------------------------------------------------
 
 
-def _check_one_source(model: SinkConfig, label: str, *fields: str) -> None:
-    """Raise ValueError unless exactly one of `fields` is set on `model`."""
-    set_fields = [name for name in fields if getattr(model, name) is not None]
-    if len(set_fields) != 1:
-        choices = ", ".join(fields)
-        found = ", ".join(set_fields) if set_fields else "none"
-        raise ValueError(f"{label} needs exactly one of {choices}; found {found}")
-
-
 class BearerAuth(SinkConfig):
     """`Authorization: Bearer <token>`, the token given inline, by variable or by file."""
 
@@ -135,7 +133,7 @@ class BearerAuth(SinkConfig):
 
     @model_validator(mode="after")
     def _one_token_source(self) -> BearerAuth:
-        _check_one_source(self, "auth (bearer)", "token", "token_env", "token_file")
+        check_one_source(self, "auth (bearer)", "token", "token_env", "token_file")
         return self
 
 
@@ -160,28 +158,7 @@ class BasicAuth(SinkConfig):
 
     @model_validator(mode="after")
     def _one_password_source(self) -> BasicAuth:
-        _check_one_source(self, "auth (basic)", "password", "password_env", "password_file")
-        return self
-
-
-class WebhookTls(SinkConfig):
-    """TLS settings. `ca_file` adds CAs to the system's trust store instead of replacing it.
-
-    `cert_file` is a client certificate in PEM. `key_file` is its private key,
-    needed unless `cert_file` contains the key as well. `verify: false` turns
-    off checking of the receiver's certificate and host name, and is the only
-    way to do so. `ca_file` is then unused.
-    """
-
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    verify: bool = True
-
-    @model_validator(mode="after")
-    def _key_needs_certificate(self) -> WebhookTls:
-        if self.key_file is not None and self.cert_file is None:
-            raise ValueError("tls.key_file is set without tls.cert_file; set both")
+        check_one_source(self, "auth (basic)", "password", "password_env", "password_file")
         return self
 
 
@@ -221,7 +198,7 @@ class WebhookSinkConfig(SinkConfig):
     signing_secret_file: Path | None = None
     """File that contains the signing secret. Surrounding whitespace is ignored."""
 
-    tls: WebhookTls = Field(default_factory=WebhookTls)
+    tls: TlsOptions = Field(default_factory=TlsOptions)
 
     proxy: str | None = None
     """HTTP proxy URL, `http://[user:password@]host:port`. Hosts in `NO_PROXY` bypass it."""
@@ -235,14 +212,14 @@ class WebhookSinkConfig(SinkConfig):
     @field_validator("url")
     @classmethod
     def _valid_url(cls, value: str) -> str:
-        parts = _split_url(value)
+        parts = split_url(value)
         if parts is None:
             raise ValueError(
-                f"url {_display_url(value)!r} is invalid; expected http(s)://host[:port][/path]"
+                f"url {display_url(value)!r} is invalid; expected http(s)://host[:port][/path]"
             )
         if parts.username is not None or parts.password is not None:
             raise ValueError(
-                f"url {_display_url(value)!r} contains credentials; "
+                f"url {display_url(value)!r} contains credentials; "
                 "put them under auth (type: basic) instead"
             )
         return value
@@ -274,18 +251,18 @@ class WebhookSinkConfig(SinkConfig):
     @field_validator("proxy")
     @classmethod
     def _valid_proxy(cls, value: str | None) -> str | None:
-        if value is not None and _split_url(value) is None:
-            raise ValueError(f"proxy {_display_url(value)!r} is invalid; expected http://host:port")
+        if value is not None and split_url(value) is None:
+            raise ValueError(f"proxy {display_url(value)!r} is invalid; expected http://host:port")
         return value
 
     @model_validator(mode="after")
     def _secure_transport(self) -> WebhookSinkConfig:
-        parts = _split_url(self.url)
+        parts = split_url(self.url)
         assert parts is not None  # checked by _valid_url
         loopback = is_loopback(parts.hostname or "")
         if parts.scheme == "http" and not self.allow_insecure_http and not loopback:
             raise ValueError(
-                f"url {_display_url(self.url)!r} uses plain http to a host that is not "
+                f"url {display_url(self.url)!r} uses plain http to a host that is not "
                 "loopback; use https, or set allow_insecure_http: true to send events "
                 "and credentials unencrypted"
             )
@@ -299,35 +276,11 @@ class WebhookSinkConfig(SinkConfig):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():
             if name == "url" or (name == "proxy" and value is not None):
-                yield name, _display_url(value)
+                yield name, display_url(value)
             elif name == "headers":
                 yield name, dict.fromkeys(value, "***")
             else:
                 yield name, value
-
-
-def _split_url(url: str) -> SplitResult | None:
-    """Split an http(s) URL with a host and a valid port, or return None."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises ValueError unless the port is a number in 0-65535
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    return parts
-
-
-def _display_url(url: str) -> str:
-    """Return the URL without user info, and with its query (which may hold a token) masked."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(unparsable URL)"
-    host = parts.netloc.rpartition("@")[2]
-    query = "?***" if parts.query else ""
-    prefix = f"{parts.scheme}://{host}" if parts.scheme or host else ""
-    return f"{prefix}{parts.path}{query}"
 
 
 # --- signing --------------------------------------------------------------------------
@@ -362,29 +315,6 @@ def sign_payload(key: bytes, message_id: str, timestamp: int, body: bytes) -> st
 # --- secrets and TLS, loaded on open --------------------------------------------------
 
 
-def _read_secret(inline: SecretStr | None, env: str | None, file: Path | None, option: str) -> str:
-    """Return a secret from the config, the environment or a file, or raise ConfigError."""
-    if inline is not None:
-        return inline.get_secret_value()
-    if env is not None:
-        value = os.environ.get(env, "").strip()
-        if not value:
-            raise ConfigError(f"{option}: environment variable {env} is not set or empty")
-        return value
-    assert file is not None
-    try:
-        value = file.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise ConfigError(f"{option}: file {str(file)!r} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"{option}: file {str(file)!r} cannot be read: {exc.__class__.__name__}"
-        ) from None
-    if not value:
-        raise ConfigError(f"{option}: file {str(file)!r} is empty")
-    return value
-
-
 @dataclass(frozen=True, repr=False)
 class _Credentials:
     """The secrets of one open session, and the strings to mask wherever text leaves the sink."""
@@ -403,11 +333,11 @@ def _load_credentials(config: WebhookSinkConfig) -> _Credentials:
 
     auth = config.auth
     if isinstance(auth, BearerAuth):
-        token = _read_secret(auth.token, auth.token_env, auth.token_file, "auth.token")
+        token = read_secret(auth.token, auth.token_env, auth.token_file, "auth.token")
         authorization = f"Bearer {token}"
         masked.append(token)
     elif isinstance(auth, BasicAuth):
-        password = _read_secret(
+        password = read_secret(
             auth.password, auth.password_env, auth.password_file, "auth.password"
         )
         encoded = base64.b64encode(f"{auth.username}:{password}".encode()).decode("ascii")
@@ -416,7 +346,7 @@ def _load_credentials(config: WebhookSinkConfig) -> _Credentials:
 
     signing_key = None
     if config.signing_secret_env is not None or config.signing_secret_file is not None:
-        secret = _read_secret(
+        secret = read_secret(
             None, config.signing_secret_env, config.signing_secret_file, "signing_secret"
         )
     elif config.signing_secret is not None:
@@ -446,50 +376,6 @@ def _load_credentials(config: WebhookSinkConfig) -> _Credentials:
     return _Credentials(authorization, signing_key, tuple(ordered))
 
 
-def _build_ssl_context(tls: WebhookTls) -> ssl.SSLContext:
-    """Build the client TLS context: system CAs plus `ca_file`, the client certificate if any."""
-    context = ssl.create_default_context()
-    if tls.ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=tls.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"tls.ca_file {str(tls.ca_file)!r} cannot be loaded ({exc}); "
-                "it must be a PEM file of CA certificates"
-            ) from None
-    if tls.cert_file is not None:
-        key_path = tls.key_file or tls.cert_file
-
-        def reject_key_password() -> bytes:
-            # Without this callback, OpenSSL would prompt for a password on the terminal.
-            raise ConfigError(
-                f"the private key in {str(key_path)!r} is encrypted; "
-                "the webhook sink needs an unencrypted key"
-            )
-
-        try:
-            context.load_cert_chain(tls.cert_file, tls.key_file, password=reject_key_password)
-        except (OSError, ssl.SSLError) as exc:
-            files = ", ".join(repr(str(path)) for path in (tls.cert_file, tls.key_file) if path)
-            raise ConfigError(
-                f"tls.cert_file/tls.key_file ({files}) cannot be loaded ({exc}); "
-                "they must be a PEM certificate and its unencrypted private key"
-            ) from None
-    if not tls.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _select_proxy(option: str | None, parts: SplitResult) -> str | None:
-    """Return None when NO_PROXY lists the host, else the option, else the environment's."""
-    if urllib.request.proxy_bypass(parts.hostname or ""):
-        return None
-    if option is not None:
-        return option
-    return urllib.request.getproxies().get(parts.scheme)
-
-
 # --- the sink -------------------------------------------------------------------------
 
 
@@ -514,7 +400,7 @@ class WebhookSink(Sink):
         super().__init__(name, config)
         self._options = config
         self._clock = clock or SystemClock()
-        self._url = _display_url(config.url)
+        self._url = display_url(config.url)
         self._session: aiohttp.ClientSession | None = None
         self._credentials = _Credentials(None, None, ())
         self._proxy: str | None = None
@@ -530,10 +416,10 @@ class WebhookSink(Sink):
         await self.close()
         options = self._options
         self._credentials = _load_credentials(options)
-        ssl_context = _build_ssl_context(options.tls)
-        parts = _split_url(options.url)
+        ssl_context = build_ssl_context(options.tls)
+        parts = split_url(options.url)
         assert parts is not None  # checked by the config model
-        self._proxy = _select_proxy(options.proxy, parts)
+        self._proxy = select_proxy(options.proxy, parts)
 
         # Only User-Agent is a session header: aiohttp (3.14) sends session headers
         # on a proxy's CONNECT too, so everything else goes with each request.
@@ -548,7 +434,7 @@ class WebhookSink(Sink):
             sink=self.name,
             url=self._url,
             mode=options.mode,
-            proxy=_display_url(self._proxy) if self._proxy else None,
+            proxy=display_url(self._proxy) if self._proxy else None,
         )
 
     async def close(self) -> None:
@@ -629,7 +515,7 @@ class WebhookSink(Sink):
                 allow_redirects=False,
             ) as response:
                 status = response.status
-                body = await _read_prefix(response, _MAX_BODY_READ)
+                body = await read_prefix(response, _MAX_BODY_READ)
                 retry_after_header = response.headers.get("Retry-After")
                 date_header = response.headers.get("Date")
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -718,16 +604,3 @@ class WebhookSink(Sink):
             retriable=error.retriable,
             error=str(error),
         )
-
-
-async def _read_prefix(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read up to `limit` bytes of the response body; the rest is dropped with the connection."""
-    chunks: list[bytes] = []
-    remaining = limit
-    while remaining > 0:
-        chunk = await response.content.read(remaining)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)

@@ -1091,7 +1091,7 @@ async def test_tls_encrypted_key_fails_open(tmp_path: Path, tls: Tls) -> None:
 
     assert str(failure.value) == (
         f"the private key in {str(encrypted_key_file)!r} is encrypted; "
-        "the webhook sink needs an unencrypted key"
+        "this sink needs an unencrypted key"
     )
 
 
