@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check tailer tests bench
 	$(BIN)/ruff format --check tailer tests bench
 	$(BIN)/mypy
+	bash scripts/lint-dockerfile.sh
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix tailer tests bench

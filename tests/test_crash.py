@@ -158,6 +158,7 @@ def test_kill_9_loses_nothing_and_repeats_nothing(tmp_path: Path, receiver: Rece
     log = tmp_path / "daemon.log"
     archive = tmp_path / "archive.ndjson"
     rng = random.Random(SEED)
+    daemon: subprocess.Popen[bytes] | None = None
     try:
         for _ in range(KILLS):
             daemon = start_daemon(config, log)
@@ -188,6 +189,9 @@ def test_kill_9_loses_nothing_and_repeats_nothing(tmp_path: Path, receiver: Rece
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
         simulator.stop()
 
     # The file: each id once, no partial line, oldest first up to late events.

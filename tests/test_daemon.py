@@ -61,9 +61,23 @@ def command(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     )
 
 
+_started: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def kill_leftover_daemons() -> Iterator[None]:
+    """Kill daemons a failed test left running, so none outlives its test."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
 def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as stream:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "tailer", "run"),
                 *("--config", str(config), "--log-format", "json"),
@@ -72,6 +86,8 @@ def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
             stderr=stream,
             env={**os.environ, "RUNTOOLS_API_KEY": KEY},
         )
+    _started.append(process)
+    return process
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

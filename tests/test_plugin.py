@@ -56,6 +56,7 @@ def test_third_party_sink_receives_events(plugin_path: Path, tmp_path: Path) -> 
         f"sources:\n  main: {{api_url: '{url}', since: 1h, poll_interval_secs: 0.2}}\n"
         f"sinks:\n  third_party:\n    type: lines\n    path: {output}\n    prefix: '> '\n"
     )
+    daemon: subprocess.Popen[bytes] | None = None
     try:
         checked = subprocess.run(
             [sys.executable, "-m", "tailer", "check-config", str(config)],
@@ -80,6 +81,9 @@ def test_third_party_sink_receives_events(plugin_path: Path, tmp_path: Path) -> 
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(30) == 0
     finally:
+        if daemon is not None and daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(10)
         simulator.stop()
 
     lines = output.read_text().splitlines()

@@ -37,7 +37,12 @@ class Daemon:
                 env={**os.environ, "RUNTOOLS_API_KEY": key},
             )
         self.port = 0
-        wait_for(lambda: self._find_port() > 0, 30, "the service listener")
+        try:
+            wait_for(lambda: self._find_port() > 0, 30, "the service listener")
+        except AssertionError:
+            self.process.kill()
+            self.process.wait(10)
+            raise
 
     def _find_port(self) -> int:
         for line in self.log.read_bytes().splitlines():
@@ -64,7 +69,13 @@ class Daemon:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(30) == 0
+        try:
+            code = self.process.wait(30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait(10)
+        assert code == 0
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
