@@ -157,8 +157,7 @@ class ActivityClient:
             return self._options.proxy
         return urllib.request.getproxies().get(scheme)
 
-    def _auth_headers(self) -> dict[str, str]:
-        token = self._options.token.reveal()
+    def _auth_headers(self, token: str) -> dict[str, str]:
         if self._options.auth_header == "x-api-key":
             return {"X-API-Key": token}
         return {"Authorization": f"Bearer {token}"}
@@ -198,6 +197,7 @@ class ActivityClient:
             raise RuntimeError("ActivityClient is not open; use it with 'async with'")
         policy = self._options.retry
         attempts = 0
+        token_reloaded = False
         while True:
             await self._wait_for_rate_limit()
             attempts += 1
@@ -205,6 +205,17 @@ class ActivityClient:
             started = self._clock.monotonic()
             try:
                 outcome = await self._attempt(self._session, params)
+            except AuthenticationError as exc:
+                self._observe(exc.status, started)
+                # A rotated secret may reach the API before `Token.reveal` checks the
+                # file again, so a 401 makes the token read its file at once. A changed
+                # token is sent once more, outside the retry budget. An unchanged token,
+                # or a second 401, raises the error.
+                if token_reloaded or not self._options.token.reload():
+                    raise
+                token_reloaded = True
+                attempts -= 1
+                continue
             except ApiError as exc:
                 self._observe(exc.status, started)
                 raise
@@ -253,6 +264,7 @@ class ActivityClient:
         self, session: aiohttp.ClientSession, params: Mapping[str, str]
     ) -> Page | tuple[ApiError, float | None]:
         """Send one request. Return the page, or the retriable failure and its Retry-After."""
+        token = self._options.token.reveal()
         # The token goes with each request rather than in the session's default
         # headers, because aiohttp (3.14) also sends those on CONNECT to a proxy.
         # Redirects are not followed: on a redirect to another origin aiohttp
@@ -261,7 +273,7 @@ class ActivityClient:
             async with session.get(
                 self._url,
                 params=dict(params),
-                headers=self._auth_headers(),
+                headers=self._auth_headers(token),
                 proxy=self._proxy,
                 allow_redirects=False,
             ) as response:
@@ -292,9 +304,9 @@ class ActivityClient:
                 return ApiError(f"response body is not valid JSON ({exc})", status=status), None
 
         message = _api_message(body)
-        token = self._options.token.reveal()
         if token:
-            # Some servers quote the rejected key back in the error body.
+            # Some servers quote the rejected key back in the error body: the key this
+            # request sent, which may differ from the token after a reload.
             message = message.replace(token, "***")
         if is_retriable_status(status):
             retry_after = parse_retry_after(

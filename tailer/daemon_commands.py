@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from tailer.config import DaemonConfig, load_config
+from tailer.credentials import warn_if_readable_by_others
 from tailer.daemon import Daemon, build_sinks
 from tailer.deadletters import DeadLetterFile
 from tailer.encodings import get_encoder
@@ -56,6 +57,7 @@ def _run(argv: Sequence[str]) -> ExitCode:
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
+    warn_if_readable_by_others(args.config, "config file")
     config = _load(args.config, parser.prog)
     if isinstance(config, ExitCode):
         return config

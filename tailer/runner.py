@@ -295,7 +295,7 @@ class SinkRunner:
                     wait_seconds=round(wait, 3),
                     error=str(error),
                     retriable=error.retriable,
-                    suppressed=repeats,
+                    repeats=repeats,
                 )
             await self._sleep_unless_stopping(wait)
 

@@ -1372,3 +1372,156 @@ async def test_proxy_down_retried(stack: AsyncExitStack, clock: FakeClock) -> No
     assert "last error: request failed: ClientProxyConnectionError: " in str(caught.value)
     assert server.requests == []
     assert clock.sleeps == [0.5]
+
+
+# --- a rotated token file -------------------------------------------------------------
+
+OLD_KEY = "rt_test_rotation_old_1"
+NEW_KEY = "rt_test_rotation_new_2"
+
+
+class KeyCheckingServer:
+    """An aiohttp server on 127.0.0.1 that accepts one bearer key and answers 401 to others.
+
+    `keys` records the key of every request, in order.
+    """
+
+    def __init__(self, accepted: str) -> None:
+        self.accepted = accepted
+        self.keys: list[str] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> KeyCheckingServer:
+        app = web.Application()
+        app.router.add_get("/v1/activity", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.keys.append(key)
+        if key != self.accepted:
+            return web.Response(status=401, body=error_body("invalid API key"))
+        return web.Response(body=reference_page([EVENT]))
+
+
+class SecretVolume:
+    """A directory laid out as the kubelet lays out a mounted Kubernetes Secret.
+
+    `key` links to `..data/key`, and `..data` links to a timestamped directory.
+    A rotation writes a new directory, swaps `..data` with a rename and removes
+    the old directory.
+    """
+
+    def __init__(self, root: Path, key: str) -> None:
+        self.root = root
+        self.generation = 0
+        self._write(key)
+        self.path.symlink_to("..data/key")
+
+    @property
+    def path(self) -> Path:
+        return self.root / "key"
+
+    def _write(self, key: str) -> None:
+        self.generation += 1
+        directory = self.root / f"..2026_05_10_00_00_0{self.generation}"
+        directory.mkdir()
+        (directory / "key").write_text(key + "\n")
+        (directory / "key").chmod(0o600)
+        link = self.root / "..data_tmp"
+        link.symlink_to(directory.name)
+        link.replace(self.root / "..data")
+
+    def rotate(self, key: str) -> None:
+        old = self.root / (self.root / "..data").readlink()
+        self._write(key)
+        (old / "key").unlink()
+        old.rmdir()
+
+
+async def open_rotating_client(
+    stack: AsyncExitStack, clock: FakeClock, tmp_path: Path, accepted: str
+) -> tuple[ActivityClient, KeyCheckingServer, SecretVolume]:
+    server = await stack.enter_async_context(KeyCheckingServer(accepted))
+    (tmp_path / "secret").mkdir()
+    volume = SecretVolume(tmp_path / "secret", OLD_KEY)
+    token = Token.from_file(volume.path, clock=clock.monotonic)
+    options = make_options(server.url, token=token, retry=RetryPolicy(max_attempts=1))
+    return await open_client(stack, options, clock), server, volume
+
+
+async def test_rotated_key_sent_after_401(
+    stack: AsyncExitStack, clock: FakeClock, tmp_path: Path
+) -> None:
+    client, server, volume = await open_rotating_client(stack, clock, tmp_path, NEW_KEY)
+    volume.rotate(NEW_KEY)
+
+    page = await client.fetch_page({})
+
+    assert page.events == [EVENT]
+    assert server.keys == [OLD_KEY, NEW_KEY]
+    assert client.requests == 2
+    assert client.retries == 0
+    assert clock.sleeps == []
+
+
+async def test_rotated_key_sent_after_file_check(
+    stack: AsyncExitStack, clock: FakeClock, tmp_path: Path
+) -> None:
+    client, server, volume = await open_rotating_client(stack, clock, tmp_path, OLD_KEY)
+    await client.fetch_page({})
+    server.accepted = NEW_KEY
+    volume.rotate(NEW_KEY)
+    clock.mono += 1
+
+    await client.fetch_page({})
+
+    assert server.keys == [OLD_KEY, NEW_KEY]
+
+
+async def test_401_with_unchanged_file_raises(
+    stack: AsyncExitStack, clock: FakeClock, tmp_path: Path
+) -> None:
+    client, server, _ = await open_rotating_client(stack, clock, tmp_path, NEW_KEY)
+
+    with pytest.raises(AuthenticationError) as caught:
+        await client.fetch_page({})
+
+    assert server.keys == [OLD_KEY]
+    assert "HTTP 401: invalid API key" in str(caught.value)
+
+
+async def test_401_after_rotation_raises(
+    stack: AsyncExitStack, clock: FakeClock, tmp_path: Path
+) -> None:
+    client, server, volume = await open_rotating_client(stack, clock, tmp_path, "rt_test_other")
+    volume.rotate(NEW_KEY)
+
+    with pytest.raises(AuthenticationError):
+        await client.fetch_page({})
+
+    assert server.keys == [OLD_KEY, NEW_KEY]
+
+
+async def test_each_401_reloads_once(
+    stack: AsyncExitStack, clock: FakeClock, tmp_path: Path
+) -> None:
+    client, server, volume = await open_rotating_client(stack, clock, tmp_path, NEW_KEY)
+    volume.rotate(NEW_KEY)
+    await client.fetch_page({})
+    server.accepted = OLD_KEY
+    volume.rotate(OLD_KEY)
+
+    await client.fetch_page({})
+
+    assert server.keys == [OLD_KEY, NEW_KEY, NEW_KEY, OLD_KEY]

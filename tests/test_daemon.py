@@ -110,6 +110,7 @@ def config_file(tmp_path: Path, api_url: str, sinks: str, extra: str = "") -> Pa
         f"sources:\n  main: {{api_url: '{api_url}', since: 1h, poll_interval_secs: 0.2}}\n"
         f"sinks:\n{sinks}"
     )
+    path.chmod(0o600)
     return path
 
 
@@ -255,3 +256,19 @@ def test_full_journal_pauses_polling(simulator: str, receiver: Receiver, tmp_pat
     assert daemon.wait(30) == 0
     assert len(set(receiver.received)) == len(receiver.received)
     assert len(receiver.received) >= 500
+
+
+@pytest.mark.timeout(60)
+def test_config_readable_by_others_warned(simulator: str, tmp_path: Path) -> None:
+    config = config_file(tmp_path, simulator, "  out: {type: stdout}\n")
+    config.chmod(0o644)
+    log = tmp_path / "daemon.log"
+    daemon = start(config, log)
+    wait_for(lambda: b"daemon.started" in log.read_bytes(), 30, "the start")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+
+    warnings = [e for e in log_events(log) if e["event"] == "file.permissions_too_open"]
+    assert len(warnings) == 1
+    assert warnings[0]["path"] == str(config)
+    assert warnings[0]["mode"] == "0644"

@@ -317,7 +317,7 @@ class FileSink(Sink):
                 self._cut_partial_line(fd)
             self._activate(fd, os.fstat(fd), saved.started_at)
             self._remove_marker()
-            _log.debug("file.opened", sink=self.name, path=str(self._path), source="state")
+            _log.debug("file.opened", sink=self.name, path=str(self._path), found_by="state")
             return
 
         # The state's file was rotated, moved or deleted, and may contain unconfirmed lines.
@@ -330,13 +330,13 @@ class FileSink(Sink):
                 self._truncate(fd, self._path, st.st_size, marker.size)
             self._activate(fd, os.fstat(fd), marker.started_at)
             self._marker_pending = True
-            _log.debug("file.opened", sink=self.name, path=str(self._path), source="marker")
+            _log.debug("file.opened", sink=self.name, path=str(self._path), found_by="marker")
             return
 
         # A new file, or one the sink never wrote to: keep what it contains.
         self._start_file(fd, st, self._clock.time())
         _log.debug(
-            "file.opened", sink=self.name, path=str(self._path), source="new", size=st.st_size
+            "file.opened", sink=self.name, path=str(self._path), found_by="new", size=st.st_size
         )
 
     def _cut_to_confirmed(self, fd: int, path: Path | str, size: int, confirmed: int) -> bool:

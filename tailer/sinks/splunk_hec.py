@@ -98,6 +98,7 @@ from tailer import __version__
 from tailer.clock import Clock, SystemClock
 from tailer.errors import ConfigError
 from tailer.ratelimit import RepeatLimiter
+from tailer.redaction import register_secret
 from tailer.retry import is_retriable_status, parse_retry_after
 from tailer.sinks._http import (
     TlsOptions,
@@ -395,6 +396,8 @@ class SplunkHecSink(Sink):
         if options.proxy is not None:
             masked.append(urlsplit(options.proxy).password or "")
         self._masked = tuple(sorted({text for text in masked if text}, key=len, reverse=True))
+        for secret in self._masked:
+            register_secret(secret)
 
         if options.ack.channel is None:
             self._channel = _channel_from_state(state) or self._channel
@@ -673,7 +676,7 @@ class SplunkHecSink(Sink):
             batch=batch.key,
             ack_id=ack_id,
             error=str(error),
-            suppressed=suppressed,
+            repeats=suppressed,
         )
 
     # --- errors -----------------------------------------------------------------------

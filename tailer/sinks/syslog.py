@@ -911,7 +911,7 @@ class SyslogSink(Sink):
                 event_id=message.event_id,
                 bytes=message.original_size,
                 max_message_bytes=self._options.message_limit,
-                suppressed=suppressed,
+                repeats=suppressed,
             )
 
 

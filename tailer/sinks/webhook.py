@@ -58,6 +58,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 from tailer import __version__
 from tailer.clock import Clock, SystemClock
 from tailer.errors import ConfigError
+from tailer.redaction import register_secret
 from tailer.retry import is_retriable_status, parse_retry_after
 from tailer.sinks._http import (
     TlsOptions,
@@ -373,6 +374,8 @@ def _load_credentials(config: WebhookSinkConfig) -> _Credentials:
 
     # Longest first, so a secret that contains another is masked whole.
     ordered = sorted({text for text in masked if text}, key=len, reverse=True)
+    for secret in ordered:
+        register_secret(secret)
     return _Credentials(authorization, signing_key, tuple(ordered))
 
 

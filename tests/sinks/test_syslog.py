@@ -382,7 +382,10 @@ class Rsyslog:
         if not self.output.exists():
             return []
         messages = []
-        for line in self.output.read_text(encoding="utf-8").splitlines():
+        text = self.output.read_text(encoding="utf-8")
+        # rsyslog may be writing the last line as the file is read: take complete lines only.
+        complete = text[: text.rfind("\n") + 1]
+        for line in complete.splitlines():
             fields = json.loads(line)
             for key in ("pri", "facility", "severity"):
                 fields[key] = int(fields[key])
