@@ -149,8 +149,8 @@ def tail_parser() -> argparse.ArgumentParser:
     polling.add_argument(
         "--max-buffered-events",
         type=int,
-        default=10_000,
-        help="events held in memory per time window before it is split (default 10000)",
+        default=5_000,
+        help="events held in memory per time window before it is split (default 5000)",
     )
 
     output = parser.add_argument_group("output")

@@ -140,7 +140,8 @@ class ActivityClient:
         self._rng = rng or random.Random()
         self._url = options.base_url.rstrip("/") + ACTIVITY_PATH
         self._proxy = self._select_proxy(parts.scheme, parts.hostname)
-        self._ssl = build_ssl_context(options)
+        # Loading the system's CA certificates costs tens of ms; plain HTTP needs none.
+        self._ssl = build_ssl_context(options) if parts.scheme == "https" else None
         self._session: aiohttp.ClientSession | None = None
         self._not_before = 0.0  # monotonic time before which no request is sent
         self.requests = 0
@@ -166,7 +167,7 @@ class ActivityClient:
         timeout = aiohttp.ClientTimeout(
             total=self._options.timeout, sock_connect=self._options.connect_timeout
         )
-        connector = aiohttp.TCPConnector(ssl=self._ssl)
+        connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
         headers = {"Accept": "application/json", "User-Agent": f"runtools-tail/{__version__}"}
         # The proxy, from the option or the environment, is passed per request.
         # trust_env stays off because it also reads ~/.netrc, and aiohttp would send

@@ -73,7 +73,7 @@ class SourceConfig(_Section):
     poll_interval_secs: float = Field(default=1.0, gt=0)
     poll_max_interval_secs: float = Field(default=10.0, gt=0)
     page_size: int = Field(default=500, ge=1, le=500)
-    max_buffered_events: int = Field(default=10_000, ge=1)
+    max_buffered_events: int = Field(default=5_000, ge=1)
     timeout_secs: float = Field(default=30.0, gt=0)
     retry_max_wait_secs: float = Field(default=60.0, ge=0)
     proxy: str | None = None

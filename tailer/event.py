@@ -82,6 +82,19 @@ def parse_event(raw: object) -> Event:
     """
     if not isinstance(raw, dict):
         raise InvalidEventError(f"event is a JSON {type(raw).__name__}, not an object", None)
+
+    # Fast path for the common shape: a string id and a string time. Anything
+    # else goes through the pydantic model, whose messages name the problem.
+    event_id = raw.get("id")
+    text = raw.get("createdAt")
+    if text is None:
+        text = raw.get("occurredAt")
+    if type(event_id) is str and event_id and type(text) is str:
+        try:
+            return Event(event_id, parse_time(text), raw)
+        except ValueError:
+            pass
+
     try:
         fields = _RequiredFields.model_validate(raw)
     except ValidationError as exc:

@@ -13,7 +13,7 @@ oldest first.
 The chosen approach reads the feed as a series of time windows:
 
 * Backfill windows `[floor, floor + width)` cover the past in slices. The
-  width adapts so a window contains about a quarter of the window buffer's
+  width adapts so a window contains about half of the window buffer's
   capacity, and the buffer itself cuts a window short when it still fills up,
   so memory stays bounded whatever the order and the backlog.
 * Once the floor is within the lateness window of the server's clock, each
@@ -65,6 +65,9 @@ MAX_WIDTH_NS = 7 * 86400 * NS_PER_SECOND
 MAX_CURSOR_REPEATS = 3
 # This many pages in a row with hasMore but no events means the walk makes no progress.
 MAX_EMPTY_PAGES = 20
+# Live rounds look back this far behind the high-water mark; every sweep interval
+# one round looks back the whole lateness window instead.
+SHORT_LOOKBACK_NS = 2 * NS_PER_SECOND
 # Invalid events are reported once per id; this many ids are remembered for that.
 MAX_REPORTED_INVALID = 10_000
 # Probes for the oldest `since` the API serves stop at this resolution.
@@ -99,7 +102,7 @@ class PollerSettings:
     page_size: int = 500
     min_interval: float = 1.0
     max_interval: float = 10.0
-    window_capacity: int = 10_000
+    window_capacity: int = 5_000
     initial_width_ns: int = 60 * NS_PER_SECOND
 
 
@@ -165,6 +168,7 @@ class _Round:
     lo: int
     hi: int | None
     live: bool
+    sweep: bool = False
 
 
 class Poller:
@@ -206,6 +210,7 @@ class Poller:
         self.width_ns = settings.initial_width_ns
         self._interval = settings.min_interval
         self._failures = 0
+        self._last_sweep: float | None = None  # monotonic time of the last full re-read
 
     # -- clock -------------------------------------------------------------
 
@@ -250,6 +255,8 @@ class Poller:
                 continue
 
             self._failures = 0
+            if current.sweep:
+                self._last_sweep = started
             events = buffer.sorted_events()
             self._commit(current, buffer, events)
             self.statistics.last_round_at = self._clock.time()
@@ -293,10 +300,25 @@ class Poller:
         if not settings.follow or hi <= self.server_now_ns() - settings.lateness_ns:
             return _Round(self.floor_ns, hi, live=False)
 
+        sweep = self._sweep_due()
+        look_back = settings.lateness_ns if sweep else min(settings.lateness_ns, SHORT_LOOKBACK_NS)
         lo = self.floor_ns
         if self.high_water_ns is not None:
-            lo = min(lo, self.high_water_ns - settings.lateness_ns)
-        return _Round(max(lo, self.start_ns), self.end_ns, live=True)
+            lo = min(lo, self.high_water_ns - look_back)
+        return _Round(max(lo, self.start_ns), self.end_ns, live=True, sweep=sweep)
+
+    def _sweep_due(self) -> bool:
+        """Tell whether this live round must re-read the whole lateness window.
+
+        Re-reading it every round costs a walk over every event of the window,
+        60,000 events at 1,000 events per second and the default 60 s. So most
+        rounds look back a short way, and a sweep every quarter of the window
+        finds the rarer later arrivals, a little later than they appeared.
+        """
+        if self._last_sweep is None:
+            return True
+        interval = max(self._settings.lateness_ns / NS_PER_SECOND / 4, self._settings.min_interval)
+        return self._clock.monotonic() - self._last_sweep >= interval
 
     async def _read_window(self, current: _Round) -> WindowBuffer:
         buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
@@ -327,8 +349,9 @@ class Poller:
             page = await self._client.fetch_page(query)
             self._note_server_time(page)
             self.statistics.pages += 1
+            horizon = max(self.start_ns, self._horizon_ns())
             for raw in page.events:
-                self._accept(raw, buffer)
+                self._accept(raw, buffer, horizon)
             if not page.has_more:
                 break
 
@@ -346,9 +369,21 @@ class Poller:
                 )
         self.cursor = None
 
-    def _accept(self, raw: object, buffer: WindowBuffer) -> None:
+    def _accept(self, raw: object, buffer: WindowBuffer, horizon: int) -> None:
+        """Add one raw event to the buffer unless it is invalid, filtered, seen or too old.
+
+        `horizon` is the oldest event time still in range: before it, an event is
+        either before the requested start or beyond what the dedupe window covers.
+        """
         stats = self.statistics
         stats.received += 1
+        # Most events of a re-read window were delivered before: drop them by id
+        # before paying for validation.
+        if type(raw) is dict:
+            raw_id = raw.get("id")
+            if type(raw_id) is str and (raw_id in self._seen or raw_id in buffer):
+                stats.duplicate += 1
+                return
         try:
             event = parse_event(raw)
         except InvalidEventError as exc:
@@ -360,7 +395,7 @@ class Poller:
         if event.id in self._seen or event.id in buffer:
             stats.duplicate += 1
             return
-        if event.time_ns < self.start_ns or event.time_ns < self._horizon_ns():
+        if event.time_ns < horizon:
             stats.outside_window += 1
             return
         buffer.add(event)
@@ -429,8 +464,8 @@ class Poller:
         )
 
     def _adapt_width(self, covered_ns: int, count: int) -> None:
-        """Size the next backfill window to hold about a quarter of the buffer's capacity."""
-        target = max(self._settings.window_capacity // 4, 1)
+        """Size the next backfill window to hold about half of the buffer's capacity."""
+        target = max(self._settings.window_capacity // 2, 1)
         # An empty window gives no density, so widen by the maximum step.
         proposed = self.width_ns * 4 if count == 0 else max(covered_ns, 1) * target // count
         proposed = min(max(proposed, self.width_ns // 4), self.width_ns * 4)

@@ -38,22 +38,21 @@ _log = structlog.get_logger("tailer.tail")
 class EventWriter:
     """Writes formatted events to a binary stream.
 
-    When following, each event is flushed at once so a pipe or a file sees
-    it without waiting for a buffer to fill.
+    Every round's events are flushed at once, so a pipe or a file sees them
+    without waiting for a buffer to fill.
     """
 
-    def __init__(self, stream: BinaryIO, formatter: Formatter, *, flush_each: bool) -> None:
+    def __init__(self, stream: BinaryIO, formatter: Formatter) -> None:
         self._stream = stream
         self._formatter = formatter
-        self._flush_each = flush_each
         self.written = 0
 
     async def write(self, events: list[Event]) -> None:
-        for event in events:
-            self._stream.write(self._formatter.format(event))
-            self.written += 1
-            if self._flush_each:
-                self._stream.flush()
+        # One write per round: the events of a round are all known at once, so a
+        # reader sees each of them as early as with a flush per event.
+        if events:
+            self._stream.write(b"".join(map(self._formatter.format, events)))
+            self.written += len(events)
         self._stream.flush()
 
 
@@ -105,7 +104,7 @@ class _TailStatistics:
 
 async def run_tail(command: TailCommand, stdout: BinaryIO, *, clock: Clock | None = None) -> int:
     """Follow or read the feed into `stdout`; return the number of events written."""
-    writer = EventWriter(stdout, command.formatter, flush_each=command.poller.follow)
+    writer = EventWriter(stdout, command.formatter)
     metrics = Metrics()
     observe = functools.partial(metrics.observe_request, _TailStatistics.SOURCE)
     async with ActivityClient(command.client, clock=clock, on_response=observe) as client:

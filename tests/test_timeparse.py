@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from tailer.timeparse import (
     NS_PER_SECOND,
+    _parse_time_slowly,
     format_api_time,
     format_iso,
     parse_duration,
@@ -130,3 +131,23 @@ def test_relative_since_uses_given_now() -> None:
 def test_relative_since_rejects_with_both_forms_named() -> None:
     with pytest.raises(ValueError, match=r"duration before now .* ISO 8601"):
         parse_time_or_duration("soon", BASE_NS)
+
+
+@given(
+    second=st.integers(min_value=0, max_value=3),
+    fraction=st.text(alphabet="0123456789.Za", max_size=12),
+)
+def test_cached_seconds_agree_with_full_parse(second: int, fraction: str) -> None:
+    text = f"2026-05-10T12:00:0{second}{fraction}Z"
+    parse_time(f"2026-05-10T12:00:0{second}Z")  # puts the second in the cache
+
+    try:
+        expected: int | str = _parse_time_slowly(text)
+    except ValueError:
+        expected = "invalid"
+    try:
+        actual: int | str = parse_time(text)
+    except ValueError:
+        actual = "invalid"
+
+    assert actual == expected
