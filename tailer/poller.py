@@ -468,7 +468,9 @@ class Poller:
         target = max(self._settings.window_capacity // 2, 1)
         # An empty window gives no density, so widen by the maximum step.
         proposed = self.width_ns * 4 if count == 0 else max(covered_ns, 1) * target // count
-        proposed = min(max(proposed, self.width_ns // 4), self.width_ns * 4)
+        # Grow at most 4x per window, because an empty window says little about
+        # the next one. Shrink at once: a full window measured the density.
+        proposed = min(proposed, self.width_ns * 4)
         self.width_ns = min(max(proposed, MIN_WIDTH_NS), MAX_WIDTH_NS)
 
     async def _pause(

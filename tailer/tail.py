@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import structlog
 
@@ -24,11 +24,12 @@ from tailer.errors import (
 )
 from tailer.event import Event
 from tailer.exitcodes import ExitCode
-from tailer.metrics import Metrics, SourceSnapshot
 from tailer.output import Formatter
 from tailer.poller import Poller, PollerSettings
-from tailer.runner import RunnerStatistics
-from tailer.service import ServiceListener
+
+if TYPE_CHECKING:
+    from tailer.metrics import SourceSnapshot
+    from tailer.runner import RunnerStatistics
 
 __all__ = ["EventWriter", "TailCommand", "run_main", "run_tail"]
 
@@ -77,6 +78,8 @@ class _TailStatistics:
         self._client = client
 
     def source_snapshots(self) -> dict[str, SourceSnapshot]:
+        from tailer.metrics import SourceSnapshot
+
         poller, client = self._poller, self._client
         return {
             self.SOURCE: SourceSnapshot(
@@ -105,14 +108,23 @@ class _TailStatistics:
 async def run_tail(command: TailCommand, stdout: BinaryIO, *, clock: Clock | None = None) -> int:
     """Follow or read the feed into `stdout`; return the number of events written."""
     writer = EventWriter(stdout, command.formatter)
-    metrics = Metrics()
-    observe = functools.partial(metrics.observe_request, _TailStatistics.SOURCE)
+    metrics = None
+    observe = None
+    if command.service_address is not None:
+        # Imported on demand: prometheus-client and aiohttp.web add about 60 ms to
+        # every start, which a one-shot read does not need.
+        from tailer.metrics import Metrics
+
+        metrics = Metrics()
+        observe = functools.partial(metrics.observe_request, _TailStatistics.SOURCE)
     async with ActivityClient(command.client, clock=clock, on_response=observe) as client:
         poller = Poller(client, command.poller, clock=clock)
-        view = _TailStatistics(poller, client)
-        metrics.watch(view)
         service = None
-        if command.service_address is not None:
+        if metrics is not None and command.service_address is not None:
+            from tailer.service import ServiceListener
+
+            view = _TailStatistics(poller, client)
+            metrics.watch(view)
             host, port = command.service_address
             service = ServiceListener(host, port, metrics.registry, view.readiness)
             await service.start()
