@@ -435,10 +435,8 @@ class Poller:
     def _commit(self, current: _Round, buffer: WindowBuffer, events: list[Event]) -> None:
         """Record a completed window: dedupe ids, high-water mark, floor and next width."""
         stats = self.statistics
-        for event in events:
-            self._seen.add(event.id, event.time_ns)
-            if self.high_water_ns is not None and event.time_ns < self.high_water_ns:
-                stats.late += 1
+        if self.high_water_ns is not None:
+            stats.late += sum(1 for event in events if event.time_ns < self.high_water_ns)
         stats.new += len(events)
         if events and (self.high_water_ns is None or events[-1].time_ns > self.high_water_ns):
             self.high_water_ns = events[-1].time_ns
@@ -454,7 +452,14 @@ class Poller:
         self.floor_ns = max(self.floor_ns, covered_until)
         if not current.live:
             self._adapt_width(self.floor_ns - previous_floor, len(buffer))
-        self._seen.prune(self._horizon_ns())
+
+        # Only ids a later query can return again need remembering; in a backfill
+        # that is a few seconds' worth, not the whole window.
+        horizon = self._horizon_ns()
+        for event in events:
+            if event.time_ns >= horizon:
+                self._seen.add(event.id, event.time_ns)
+        self._seen.prune(horizon)
         _log.debug(
             "poll.completed",
             new=len(events),
