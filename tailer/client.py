@@ -30,6 +30,7 @@ from tailer.errors import (
     CursorRejectedError,
     RetriesExhaustedError,
 )
+from tailer.logs import RepeatedLog
 from tailer.page import Page, parse_page
 from tailer.retry import RetryPolicy, is_retriable_status, parse_http_date, parse_retry_after
 
@@ -39,6 +40,7 @@ AuthHeader = Literal["bearer", "x-api-key"]
 
 ACTIVITY_PATH = "/v1/activity"
 _MAX_ERROR_TEXT = 300
+RETRY_LOG_INTERVAL_SECS = 60.0
 _log = structlog.get_logger("tailer.client")
 
 
@@ -147,6 +149,8 @@ class ActivityClient:
         self.requests = 0
         self.retries = 0
         self.rate_limit_waits = 0
+        # A flapping API retries every few seconds: log the first retry, then one a minute.
+        self._retry_log = RepeatedLog(RETRY_LOG_INTERVAL_SECS, self._clock.monotonic)
         # Receives (HTTP status or None without a response, seconds) for every attempt.
         self._on_response = on_response
 
@@ -243,7 +247,9 @@ class ActivityClient:
             if failure.status == 429:
                 self.rate_limit_waits += 1
             self.retries += 1
-            _log.warning(
+            self._retry_log.log(
+                _log,
+                ACTIVITY_PATH,
                 "request.retrying",
                 status=failure.status,
                 error=str(failure),

@@ -775,24 +775,34 @@ async def test_retry_logged(
 
     await client.fetch_page({})
 
+    # The second retry comes within a minute of the first, so it is only counted.
     assert captured_logs == [
         {
             "event": "request.retrying",
             "log_level": "warning",
+            "repeats": 0,
             "status": 503,
             "error": "HTTP 503: busy",
             "attempt": 1,
             "wait_seconds": 0.5,
         },
-        {
-            "event": "request.retrying",
-            "log_level": "warning",
-            "status": 503,
-            "error": "HTTP 503: (empty body)",
-            "attempt": 2,
-            "wait_seconds": 1.0,
-        },
     ]
+
+
+async def test_retry_log_rate_limited(
+    stack: AsyncExitStack, clock: FakeClock, captured_logs: list[EventDict]
+) -> None:
+    busy = Reply(503, error_body("busy"))
+    server = await serve(stack, busy, busy, busy, Reply(), busy, Reply())
+    client = await open_client(stack, make_options(server.url), clock)
+    await client.fetch_page({})
+    clock.mono += 61.0
+
+    await client.fetch_page({})
+
+    retries = [entry for entry in captured_logs if entry["event"] == "request.retrying"]
+    assert [entry["repeats"] for entry in retries] == [0, 2]
+    assert len(server.requests) == 6
 
 
 # --- budget ---------------------------------------------------------------------------

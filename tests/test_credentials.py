@@ -450,3 +450,22 @@ def test_group_read_needed_by_process(
     status = fake_status(mode, owner, group)
 
     assert _readable_by_others(status, euid, groups, groups[0]) == expected
+
+
+def test_sink_secret_file_readable_by_others_warned(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from tailer.sinks._http import read_secret
+
+    secret_file = tmp_path / "hec-token"
+    secret_file.write_text("hec-token-value-1234\n")
+    secret_file.chmod(0o644)
+
+    with capture_logs() as logs:
+        value = read_secret(None, None, secret_file, "token")
+
+    warnings = [entry for entry in logs if entry["event"] == "file.permissions_too_open"]
+    assert value == "hec-token-value-1234"
+    assert len(warnings) == 1
+    assert warnings[0]["path"] == str(secret_file)
+    assert "hec-token-value-1234" not in repr(logs)

@@ -11,6 +11,7 @@ from urllib.parse import SplitResult, urlsplit
 import aiohttp
 from pydantic import SecretStr, model_validator
 
+from tailer.credentials import warn_if_readable_by_others
 from tailer.errors import ConfigError
 from tailer.sinks.base import SinkConfig
 
@@ -90,6 +91,7 @@ def read_secret(inline: SecretStr | None, env: str | None, file: Path | None, op
             raise ConfigError(f"{option}: environment variable {env} is not set or empty")
         return value
     assert file is not None
+    warn_if_readable_by_others(file, f"{option} file")
     try:
         value = file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
