@@ -81,7 +81,11 @@ def tail_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--since", default="10m", help="oldest event time to show (default: 10m, ten minutes ago)"
     )
-    parser.add_argument("--until", help="stop at this event time (default: now, or never with -f)")
+    parser.add_argument(
+        "--until",
+        help="newest event time to show (default: now, or never with -f); with -f the "
+        "command exits once the server's clock passed it plus --lateness",
+    )
 
     filters = parser.add_argument_group("filters (repeat an option to accept several values)")
     for option, param, help_text in _FILTER_OPTIONS:
@@ -327,6 +331,8 @@ def build_tail_command(
 
 def _tail(argv: Sequence[str]) -> ExitCode:
     args = tail_parser().parse_args(argv)
+    if args.no_color:
+        os.environ["NO_COLOR"] = "1"  # the log renderer reads it too
     configure_logging(args.log_level, args.log_format)
     color = use_color(sys.stdout, no_color_flag=args.no_color, environ=os.environ)
     try:

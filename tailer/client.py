@@ -143,7 +143,9 @@ class ActivityClient:
         self._url = options.base_url.rstrip("/") + ACTIVITY_PATH
         self._proxy = self._select_proxy(parts.scheme, parts.hostname)
         # Loading the system's CA certificates costs tens of ms; plain HTTP needs none.
-        self._ssl = build_ssl_context(options) if parts.scheme == "https" else None
+        # A given CA file is still checked, so a typo surfaces before the URL changes.
+        needs_tls = parts.scheme == "https" or options.ca_file is not None
+        self._ssl = build_ssl_context(options) if needs_tls else None
         self._session: aiohttp.ClientSession | None = None
         self._not_before = 0.0  # monotonic time before which no request is sent
         self.requests = 0
@@ -240,7 +242,8 @@ class ActivityClient:
 
             if policy.gives_up_after(attempts):
                 raise RetriesExhaustedError(
-                    f"GET {ACTIVITY_PATH} failed {attempts} times; last error: {failure}",
+                    f"GET {ACTIVITY_PATH} failed {attempts} time{'s' if attempts != 1 else ''}; "
+                    f"last error: {failure}",
                     status=getattr(failure, "status", None),
                 ) from failure
 
@@ -327,7 +330,8 @@ class ActivityClient:
         if status == 401:
             return AuthenticationError(
                 f"the API rejected the API key from {token.source} (HTTP 401: {message}); "
-                f"check that {TOKEN_ENV_VAR} or --token-file holds a valid key",
+                f"put a valid key there ({TOKEN_ENV_VAR}, --token-file, or a source's "
+                "token_env or token_file)",
                 status=status,
             )
         if status == 403:

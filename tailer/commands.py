@@ -55,7 +55,7 @@ def _simulate(argv: Sequence[str]) -> ExitCode:
     async def simulate() -> None:
         await serve(config)
 
-    return run_main(simulate, interrupted_code=ExitCode.OK)
+    return run_main(simulate, stop_code=ExitCode.OK)
 
 
 def _demo(argv: Sequence[str]) -> ExitCode:
@@ -108,7 +108,7 @@ def _demo(argv: Sequence[str]) -> ExitCode:
             )
             await run_tail(command, sys.stdout.buffer)
 
-    return run_main(demo, interrupted_code=ExitCode.OK)
+    return run_main(demo, stop_code=ExitCode.OK)
 
 
 def run(command: str, argv: Sequence[str]) -> ExitCode:

@@ -205,9 +205,9 @@ class DaemonConfig(BaseSettings):
     @field_validator("sources", "sinks")
     @classmethod
     def _check_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        bad = [name for name in value if not _NAME_RE.fullmatch(name)]
-        if bad:
-            raise ValueError(f"invalid names {bad}: use lower-case letters, digits and underscores")
+        problem = _names_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @classmethod
@@ -221,6 +221,13 @@ class DaemonConfig(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over the file, which arrives as init values.
         return (env_settings, init_settings)
+
+
+def _names_problem(section: Mapping[str, Any]) -> str | None:
+    bad = [name for name in section if not _NAME_RE.fullmatch(str(name))]
+    if not bad:
+        return None
+    return f"invalid names {bad}: use lower-case letters, digits and underscores"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -252,7 +259,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)
+        loader = _UniqueKeyLoader(text)
+        loader.name = str(path)  # error marks name the file, not "<unicode string>"
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if document is None:
@@ -288,21 +300,29 @@ def _describe(error: Mapping[str, Any], path: Path, *, hide_input: bool = False)
     return f"{path}: {location}: {error['msg']} ({shown})"
 
 
-def load_config(path: str | os.PathLike[str]) -> DaemonConfig:
+def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
     """Load and validate a config file and the environment's overrides.
 
+    Without a file, the whole config comes from `RUNTOOLS_TAIL_…` variables.
     Raises ConfigError listing every invalid field, sink options included.
     """
     from tailer.sinks import load_sink_class
 
-    file = Path(path)
-    document = _read_yaml(file)
+    file = Path(path) if path is not None else Path(f"${ENV_PREFIX}*")
+    document = _read_yaml(file) if path is not None else {}
     problems: list[str] = []
     config: DaemonConfig | None = None
     try:
         config = DaemonConfig(**document)
     except ValidationError as exc:
         problems.extend(_describe(error, file) for error in exc.errors())
+        # pydantic checks names only once a section's entries are valid; report
+        # bad names in the same run as the entries' own errors.
+        for section_name in ("sources", "sinks"):
+            section = document.get(section_name)
+            problem = _names_problem(section) if isinstance(section, dict) else None
+            if problem and not any(f": {section_name}: " in p for p in problems):
+                problems.append(f"{file}: {section_name}: {problem}")
 
     # Sink options are checked even when other sections failed, so one run lists all.
     if config is not None:

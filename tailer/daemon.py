@@ -165,6 +165,12 @@ class Daemon:
             runner.stop()
         _, late = await asyncio.wait(runner_tasks, timeout=self.config.shutdown_grace_secs)
         for task in late:
+            # The batch stays pending in the journal and is sent first at the next start.
+            _log.warning(
+                "sink.abandoned",
+                sink=task.get_name().removeprefix("sink:"),
+                grace_seconds=self.config.shutdown_grace_secs,
+            )
             task.cancel()
         await asyncio.gather(*runner_tasks, return_exceptions=True)
         self.journal.prune(self.runners)

@@ -30,6 +30,11 @@ from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time_or_duration
 
 __all__ = ["run"]
 
+CONFIG_HELP = (
+    "YAML config file; RUNTOOLS_TAIL_… variables override it, "
+    "and without it they are the whole config"
+)
+
 
 def _report(problems: list[str], prog: str) -> ExitCode:
     for problem in problems:
@@ -37,7 +42,7 @@ def _report(problems: list[str], prog: str) -> ExitCode:
     return ExitCode.USAGE_ERROR
 
 
-def _load(path: str, prog: str) -> DaemonConfig | ExitCode:
+def _load(path: str | None, prog: str) -> DaemonConfig | ExitCode:
     try:
         return load_config(path)
     except ConfigError as exc:
@@ -52,12 +57,13 @@ def _run(argv: Sequence[str]) -> ExitCode:
         prog="runtools-tail run",
         description="Run the daemon: follow every configured source into every sink.",
     )
-    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--config", help=CONFIG_HELP)
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.add_argument("--log-format", choices=("auto", "console", "json"), default="auto")
     args = parser.parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    warn_if_readable_by_others(args.config, "config file")
+    if args.config is not None:
+        warn_if_readable_by_others(args.config, "config file")
     config = _load(args.config, parser.prog)
     if isinstance(config, ExitCode):
         return config
@@ -78,13 +84,13 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
         prog="runtools-tail check-config",
         description="Validate a config file and report every invalid field at once.",
     )
-    parser.add_argument("config", help="YAML config file")
+    parser.add_argument("config", nargs="?", help=CONFIG_HELP)
     args = parser.parse_args(argv)
     config = _load(args.config, parser.prog)
     if isinstance(config, ExitCode):
         return config
     print(
-        f"{args.config}: valid: {len(config.sources)} source(s) "
+        f"{args.config or 'the environment'}: valid: {len(config.sources)} source(s) "
         f"({', '.join(config.sources)}), {len(config.sinks)} sink(s) "
         f"({', '.join(f'{name} ({s.type})' for name, s in config.sinks.items())})"
     )
@@ -149,12 +155,12 @@ def _state(argv: Sequence[str]) -> ExitCode:
     )
     actions = parser.add_subparsers(dest="action", required=True)
     show = actions.add_parser("show", help="per source: high-water mark and lag; per sink: backlog")
-    show.add_argument("--config", required=True, help="YAML config file")
+    show.add_argument("--config", help=CONFIG_HELP)
     show.add_argument("--json", action="store_true", help="print JSON")
     reset = actions.add_parser(
         "reset", help="read a source again from a time (the daemon must be stopped)"
     )
-    reset.add_argument("--config", required=True, help="YAML config file")
+    reset.add_argument("--config", help=CONFIG_HELP)
     reset.add_argument("--source", required=True, help="source name")
     reset.add_argument(
         "--since", required=True, help="duration before now (local clock) or ISO 8601 time"
@@ -271,7 +277,7 @@ def _dead_letters(argv: Sequence[str]) -> ExitCode:
     actions = parser.add_subparsers(dest="action", required=True)
     replay = actions.add_parser("replay", help="send the dead letters of SINK again")
     replay.add_argument("sink", help="sink name")
-    replay.add_argument("--config", required=True, help="YAML config file")
+    replay.add_argument("--config", help=CONFIG_HELP)
     args = parser.parse_args(argv)
     configure_logging("warning")
     config = _load(args.config, parser.prog)

@@ -14,6 +14,7 @@ runs after exceptions are formatted and right before rendering.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -60,7 +61,9 @@ def configure_logging(
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=output.isatty())
+        # NO_COLOR (no-color.org) turns colour off whatever the terminal.
+        colors = output.isatty() and not os.environ.get("NO_COLOR")
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
     # Exceptions become text before redaction, in both formats, so the traceback and
     # the exception's arguments are cleaned too. The console renderer then prints
     # that text under the line instead of formatting the exception itself.

@@ -44,6 +44,7 @@ from tailer.clock import Clock, SystemClock
 from tailer.dedupe import DedupeWindow
 from tailer.errors import (
     BadRequestError,
+    ConfigError,
     CursorRejectedError,
     PageWalkStalledError,
 )
@@ -284,9 +285,15 @@ class Poller:
             self.floor_ns = self._resume.floor_ns
             self.high_water_ns = self._resume.high_water_ns
             self.width_ns = self._resume.width_ns
+        if self.end_ns is not None and self.end_ns < self.start_ns:
+            raise ConfigError(
+                f"--until {format_iso(self.end_ns, digits=3)} is before --since "
+                f"{format_iso(self.start_ns, digits=3)}; swap them or widen the range"
+            )
         _log.info(
             "poll.started",
             since=format_iso(self.start_ns, digits=3),
+            resume_from=format_iso(self.floor_ns, digits=3) if self._resume else None,
             until=format_iso(self.end_ns, digits=3) if self.end_ns is not None else None,
             follow=settings.follow,
             queries_per_round=len(self._variants),

@@ -175,11 +175,12 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, ExitCode]], ExitCode]:
 def run_main(
     main: Callable[[], Awaitable[None]],
     *,
-    interrupted_code: ExitCode = ExitCode.INTERRUPTED,
+    stop_code: ExitCode | None = None,
 ) -> ExitCode:
     """Run `main` on uvloop where available and map its outcome to an exit code.
 
-    SIGINT and SIGTERM cancel `main`; it exits with `interrupted_code` or 143.
+    SIGINT and SIGTERM cancel `main`; it exits with `stop_code` when given (for
+    commands whose normal end is a signal), else with 130 or 143.
     A closed stdout (`| head`) ends the command quietly with status 0.
     """
 
@@ -202,8 +203,8 @@ def run_main(
             if not received:
                 raise
             if received[0] == signal.SIGTERM:
-                return ExitCode.TERMINATED
-            return interrupted_code
+                return stop_code if stop_code is not None else ExitCode.TERMINATED
+            return stop_code if stop_code is not None else ExitCode.INTERRUPTED
         return ExitCode.OK
 
     try:
@@ -212,7 +213,7 @@ def run_main(
         _silence_stdout()
         return ExitCode.OK
     except KeyboardInterrupt:
-        return interrupted_code
+        return stop_code if stop_code is not None else ExitCode.INTERRUPTED
     except (ConfigError, ApiError) as exc:
         print(f"runtools-tail: {exc}", file=sys.stderr)
         return _exit_code_for(exc)

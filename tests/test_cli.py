@@ -296,3 +296,14 @@ def test_follow_serves_metrics_when_asked(simulator: SimulatorProcess) -> None:
     assert ready == {"ready": True, "sources": {"main": {"ready": True, "reason": None}}}
     assert values[("runtools_tail_events_new_total", (("source", "main"),))] == 3000
     assert "runtools_tail_journal_bytes" not in text
+
+
+def test_since_after_until_is_usage_error(simulator: SimulatorProcess) -> None:
+    result = tail(
+        simulator.url, "--since", "2026-12-04T21:00:00Z", "--until", "2026-12-04T20:00:00Z"
+    )
+
+    assert result.returncode == 2
+    assert b"--until 2026-12-04T20:00:00.000Z is before --since 2026-12-04T21:00:00.000Z" in (
+        result.stderr
+    )

@@ -676,7 +676,8 @@ async def test_retriable_status_retried(
             {},
             AuthenticationError,
             f"the API rejected the API key from {TOKEN_SOURCE} (HTTP 401: no entry); "
-            "check that RUNTOOLS_API_KEY or --token-file holds a valid key",
+            "put a valid key there (RUNTOOLS_API_KEY, --token-file, or a source's "
+            "token_env or token_file)",
         ),
         (
             403,

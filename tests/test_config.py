@@ -236,3 +236,49 @@ sinks:
     assert secret not in text
     assert token not in text
     assert "value hidden" in text
+
+
+def test_stdout_template_checked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources: {main: {}}\nsinks:\n  a: {type: stdout, format: template}\n"
+        "  b: {type: stdout, format: template, template: '{title'}\n",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert len(caught.value.problems) == 2
+    assert (
+        "sinks.a: Value error, output format 'template' needs a template"
+        in caught.value.problems[0]
+    )
+    assert "sinks.b: Value error, invalid template '{title'" in caught.value.problems[1]
+
+
+def test_check_config_from_environment_alone(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RUNTOOLS_TAIL_")},
+        "RUNTOOLS_TAIL_STATE_DIR": str(tmp_path / "state"),
+        "RUNTOOLS_TAIL_SOURCES__MAIN__API_URL": "http://127.0.0.1:8080",
+        "RUNTOOLS_TAIL_SINKS__ARCHIVE__TYPE": "file",
+        "RUNTOOLS_TAIL_SINKS__ARCHIVE__PATH": str(tmp_path / "a.ndjson"),
+    }
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tailer", "check-config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "the environment: valid: 1 source(s) (main), 1 sink(s) (archive (file))\n"
+    )

@@ -260,3 +260,21 @@ async def test_encoding_applied_to_payloads(journal: Journal, encoding: str) -> 
     encoder = get_encoder(encoding)
     assert sink.accepted[0].encoding == encoding
     assert sink.accepted[0].payloads == [encoder.encode(e) for e in events]
+
+
+async def test_stdout_sink_prints_encoded_payload_for_json_format() -> None:
+    import io
+
+    from tailer.encodings import get_encoder
+    from tailer.sinks.stdout import StdoutSink, StdoutSinkConfig
+
+    stream = io.BytesIO()
+    sink = StdoutSink("out", StdoutSinkConfig(format="json"), stream=stream)
+    await sink.open(None)
+    events = [event(1, "error")]
+    payloads = [get_encoder("cef").encode(e) for e in events]
+
+    await sink.send(Batch("out", events, payloads, 1, 1, encoding="cef"))
+
+    assert stream.getvalue() == payloads[0] + b"\n"
+    assert stream.getvalue().startswith(b"CEF:0|RunTools|runtools-tail|")

@@ -6,6 +6,9 @@ import contextlib
 import sys
 from typing import BinaryIO, Literal
 
+from pydantic import model_validator
+
+from tailer.errors import ConfigError
 from tailer.output import make_formatter
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 
@@ -20,12 +23,21 @@ class StdoutSinkConfig(SinkConfig):
     utc: bool = True
     color: bool = False
 
+    @model_validator(mode="after")
+    def _check_template(self) -> StdoutSinkConfig:
+        try:
+            make_formatter(self.format, template=self.template)
+        except ConfigError as exc:
+            raise ValueError("; ".join(exc.problems)) from None
+        return self
+
 
 class StdoutSink(Sink):
     """Writes each event as one line to stdout and flushes after every batch.
 
-    The line is the terminal format, not the runner's encoding, so the
-    `pretty` and `template` formats read as they do in the command.
+    `pretty` and `template` lines read as they do in the command. `json`
+    prints the raw event as the command does with the `json` encoding, and
+    the encoded payload with `ecs` or `cef`.
     """
 
     config_model = StdoutSinkConfig
@@ -45,8 +57,12 @@ class StdoutSink(Sink):
 
     async def send(self, batch: Batch) -> SinkState:
         assert self._stream is not None
+        if self.config.format == "json" and batch.encoding != "json":
+            lines = b"".join(payload + b"\n" for payload in batch.payloads)
+        else:
+            lines = b"".join(self._formatter.format(event) for event in batch.events)
         try:
-            self._stream.write(b"".join(self._formatter.format(event) for event in batch.events))
+            self._stream.write(lines)
             self._stream.flush()
         except BrokenPipeError as exc:
             raise SinkError("stdout is closed: the reading process has exited") from exc
