@@ -201,6 +201,9 @@ class Daemon:
         self, name: str, client_options: ClientOptions, settings: PollerSettings
     ) -> None:
         """Follow one source for ever; a source rejected by the API retries after a pause."""
+        # Each task has its own context, so every line logged on this source's
+        # behalf (the client's retries included) carries its name.
+        structlog.contextvars.bind_contextvars(source=name)
         while True:
             stored = self.journal.source_checkpoint(name)
             resume = SourceCheckpoint.from_dict(stored) if stored else None

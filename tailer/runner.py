@@ -107,6 +107,8 @@ class SinkRunner:
 
     async def run(self) -> None:
         """Deliver until `stop()`; the sink is opened here and closed on the way out."""
+        # Bound for this task only, so the sink's own log lines carry its name too.
+        structlog.contextvars.bind_contextvars(sink=self.name)
         checkpoint = self._journal.register_sink(self.name)
         self.offset = checkpoint.offset
         self._state = checkpoint.state
