@@ -66,9 +66,10 @@ MAX_WIDTH_NS = 7 * 86400 * NS_PER_SECOND
 MAX_CURSOR_REPEATS = 3
 # This many pages in a row with hasMore but no events means the walk makes no progress.
 MAX_EMPTY_PAGES = 20
-# Live rounds look back this far behind the high-water mark; every sweep interval
-# one round looks back the whole lateness window instead.
+# Live rounds read from this far behind the high-water mark onwards, plus one slice
+# of the rest of the lateness window; the slices take turns round by round.
 SHORT_LOOKBACK_NS = 2 * NS_PER_SECOND
+MAX_SWEEP_SLICES = 8
 # Invalid events are reported once per id; this many ids are remembered for that.
 MAX_REPORTED_INVALID = 10_000
 # Probes for the oldest `since` the API serves stop at this resolution.
@@ -169,7 +170,8 @@ class _Round:
     lo: int
     hi: int | None
     live: bool
-    sweep: bool = False
+    # The slice of the lateness window a live round re-reads for late events.
+    sweep: tuple[int, int] | None = None
 
 
 class Poller:
@@ -211,7 +213,7 @@ class Poller:
         self.width_ns = settings.initial_width_ns
         self._interval = settings.min_interval
         self._failures = 0
-        self._last_sweep: float | None = None  # monotonic time of the last full re-read
+        self._sweep_slice = 0  # which slice of the lateness window the next live round re-reads
 
     # -- clock -------------------------------------------------------------
 
@@ -256,8 +258,6 @@ class Poller:
                 continue
 
             self._failures = 0
-            if current.sweep:
-                self._last_sweep = started
             events = buffer.sorted_events()
             self._commit(current, buffer, events)
             self.statistics.last_round_at = self._clock.time()
@@ -307,25 +307,38 @@ class Poller:
         if not settings.follow or hi <= self.server_now_ns() - settings.lateness_ns:
             return _Round(self.floor_ns, hi, live=False)
 
-        sweep = self._sweep_due()
-        look_back = settings.lateness_ns if sweep else min(settings.lateness_ns, SHORT_LOOKBACK_NS)
+        # Everything up to the high-water mark was read by earlier rounds, so a live
+        # round starts just behind it; late arrivals before that come from the sweep.
+        look_back = min(settings.lateness_ns, SHORT_LOOKBACK_NS)
         lo = self.floor_ns
+        sweep = None
         if self.high_water_ns is not None:
-            lo = min(lo, self.high_water_ns - look_back)
+            lo = self.high_water_ns - look_back
+            sweep = self._next_sweep_slice(self.high_water_ns, look_back)
         return _Round(max(lo, self.start_ns), self.end_ns, live=True, sweep=sweep)
 
-    def _sweep_due(self) -> bool:
-        """Tell whether this live round must re-read the whole lateness window.
+    def _next_sweep_slice(self, high_water_ns: int, look_back: int) -> tuple[int, int] | None:
+        """Return the part of the lateness window this live round re-reads for late events.
 
-        Re-reading it every round costs a walk over every event of the window,
-        60,000 events at 1,000 events per second and the default 60 s. So most
-        rounds look back a short way, and a sweep every quarter of the window
-        finds the rarer later arrivals, a little later than they appeared.
+        Re-reading the whole window every round would walk every event in it,
+        60,000 at 1,000 events per second and the default 60 s, and delay the new
+        events behind that walk. So each round re-reads one slice, and the slices
+        cover the window once every few rounds: up to MAX_SWEEP_SLICES while
+        polling fast, one (the whole window) when the interval is a quarter of
+        the window or more. A late event is found within one cycle.
         """
-        if self._last_sweep is None:
-            return True
-        interval = max(self._settings.lateness_ns / NS_PER_SECOND / 4, self._settings.min_interval)
-        return self._clock.monotonic() - self._last_sweep >= interval
+        settings = self._settings
+        sweep_lo = max(high_water_ns - settings.lateness_ns, self.start_ns)
+        sweep_hi = high_water_ns - look_back
+        if sweep_hi <= sweep_lo:
+            return None
+        rounds_per_quarter = settings.lateness_ns / NS_PER_SECOND / 4 / self._interval
+        slices = min(max(int(rounds_per_quarter), 1), MAX_SWEEP_SLICES)
+        index = self._sweep_slice % slices
+        self._sweep_slice = index + 1
+        width = -(-(sweep_hi - sweep_lo) // slices)  # ceiling division
+        start = sweep_lo + index * width
+        return start, min(start + width, sweep_hi)
 
     async def _read_window(self, current: _Round) -> WindowBuffer:
         buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
@@ -336,6 +349,15 @@ class Poller:
         for variant in self._variants:
             params = {**variant, **bounds, "limit": str(self._settings.page_size)}
             await self._walk(params, buffer)
+        if current.sweep is not None:
+            sweep_lo, sweep_hi = current.sweep
+            sweep_bounds = {
+                "since": format_api_time(sweep_lo - OVERLAP_NS),
+                "until": format_api_time(sweep_hi + OVERLAP_NS, round_up=True),
+            }
+            for variant in self._variants:
+                params = {**variant, **sweep_bounds, "limit": str(self._settings.page_size)}
+                await self._walk(params, buffer)
         if buffer.overflowed:
             _log.warning(
                 "window.overflowed",

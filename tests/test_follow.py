@@ -324,3 +324,44 @@ def _as_event(raw: dict[str, Any]) -> Event:
     from tailer.event import parse_event
 
     return parse_event(raw)
+
+
+@pytest.mark.parametrize(("order", "envelope"), MATRIX)
+async def test_events_later_than_short_lookback_found_by_sweep(order: str, envelope: str) -> None:
+    config = simulator_config(
+        order,
+        envelope,
+        backlog=50,
+        backlog_span=120.0,
+        rate=30.0,
+        late_max=6.0,
+        late_fraction=0.5,
+    )
+    async with Simulator(config) as simulator:
+        stopped = asyncio.Event()
+        expected_ids: set[str] = set()
+
+        def all_delivered(delivered: list[Event]) -> bool:
+            if not stopped.is_set() and len(delivered) >= 200:
+                simulator.update(rate=0.0)
+                stopped.set()
+            if not stopped.is_set():
+                return False
+            if not expected_ids:
+                return False
+            return expected_ids <= set(ids(delivered))
+
+        async def settle() -> None:
+            await stopped.wait()
+            # Late events become visible up to late_max after their time; no signal marks it.
+            await asyncio.sleep(3.5)
+            expected_ids.update(ids(simulator.events()))
+
+        settler = asyncio.create_task(settle())
+        delivered = await follow_until(
+            simulator, settings(follow=True, lateness_ns=6 * NS_PER_SECOND), all_delivered
+        )
+        await settler
+
+    assert len(set(ids(delivered))) == len(delivered)
+    assert set(ids(delivered)) == expected_ids
