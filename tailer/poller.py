@@ -17,9 +17,10 @@ The chosen approach reads the feed as a series of time windows:
   capacity, and the buffer itself cuts a window short when it still fills up,
   so memory stays bounded whatever the order and the backlog.
 * Once the floor is within the lateness window of the server's clock, each
-  live round reads from `high-water mark - lateness window` to the open end,
-  so an event that shows up late, but within the lateness window, is still
-  found and delivered as soon as it is seen.
+  live round reads from 2 s behind the high-water mark to the open end, plus
+  one slice of the lateness window before that. The slices take turns, so an
+  event that shows up late, but within the lateness window, is still found
+  within a few rounds and delivered as soon as it is seen.
 * Every query widens its bounds by one second on each side, so whether the
   API treats them as inclusive or exclusive, no event at a boundary is lost.
   The overlap and the lateness re-reads are absorbed by the dedupe window.
@@ -67,7 +68,7 @@ MAX_CURSOR_REPEATS = 3
 # This many pages in a row with hasMore but no events means the walk makes no progress.
 MAX_EMPTY_PAGES = 20
 # Live rounds read from this far behind the high-water mark onwards, plus one slice
-# of the rest of the lateness window; the slices take turns round by round.
+# of the rest of the lateness window. The slices take turns round by round.
 SHORT_LOOKBACK_NS = 2 * NS_PER_SECOND
 MAX_SWEEP_SLICES = 8
 # Invalid events are reported once per id; this many ids are remembered for that.
@@ -307,8 +308,8 @@ class Poller:
         if not settings.follow or hi <= self.server_now_ns() - settings.lateness_ns:
             return _Round(self.floor_ns, hi, live=False)
 
-        # Everything up to the high-water mark was read by earlier rounds, so a live
-        # round starts just behind it; late arrivals before that come from the sweep.
+        # Earlier rounds read everything up to the high-water mark, so a live round
+        # starts just behind it. Late arrivals before that come from the sweep slices.
         look_back = min(settings.lateness_ns, SHORT_LOOKBACK_NS)
         lo = self.floor_ns
         sweep = None
@@ -502,8 +503,8 @@ class Poller:
         target = max(self._settings.window_capacity // 2, 1)
         # An empty window gives no density, so widen by the maximum step.
         proposed = self.width_ns * 4 if count == 0 else max(covered_ns, 1) * target // count
-        # Grow at most 4x per window, because an empty window says little about
-        # the next one. Shrink at once: a full window measured the density.
+        # Grow at most 4x per window, because an empty window tells little about
+        # the next one. Shrink at once, because a full window measured the density.
         proposed = min(proposed, self.width_ns * 4)
         self.width_ns = min(max(proposed, MIN_WIDTH_NS), MAX_WIDTH_NS)
 
