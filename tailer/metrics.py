@@ -32,7 +32,7 @@ _BATCH_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0)
 
 @dataclass(frozen=True)
 class SourceSnapshot:
-    """What the collector reads about one source."""
+    """The figures the collector reads about one source."""
 
     statistics: PollerStatistics
     high_water_ns: int | None

@@ -125,7 +125,6 @@ import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import orjson
@@ -133,9 +132,9 @@ import structlog
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from tailer.clock import Clock, SystemClock
-from tailer.errors import ConfigError
 from tailer.event import Event
 from tailer.ratelimit import RepeatLimiter
+from tailer.sinks._http import TlsOptions, build_ssl_context
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 
 __all__ = [
@@ -204,29 +203,13 @@ _log = structlog.get_logger("tailer.sinks.syslog")
 # --- configuration --------------------------------------------------------------------
 
 
-class SyslogTls(SinkConfig):
-    """TLS settings, for `protocol: tls`. `ca_file` adds CAs to the system's trust store.
-
-    `cert_file` is a client certificate in PEM. `key_file` is its private key,
-    needed unless `cert_file` contains the key as well. `verify: false` turns
-    off checking of the receiver's certificate and name, and `ca_file` is then
-    unused.
-    """
+class SyslogTls(TlsOptions):
+    """TLS settings, for `protocol: tls`: those of the HTTP sinks, plus `server_name`."""
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    verify: bool = True
     server_name: str | None = Field(default=None, min_length=1)
     """Name the receiver's certificate must be issued for, also sent as SNI. Default: `host`."""
-
-    @model_validator(mode="after")
-    def _key_needs_certificate(self) -> SyslogTls:
-        if self.key_file is not None and self.cert_file is None:
-            raise ValueError("tls.key_file is set without tls.cert_file. Set both.")
-        return self
 
 
 class SyslogSinkConfig(SinkConfig):
@@ -747,7 +730,7 @@ class SyslogSink(Sink):
         await self.close()
         options = self._options
         if options.protocol == "tls":
-            self._ssl_context = _build_ssl_context(options.tls or SyslogTls())
+            self._ssl_context = build_ssl_context(options.tls or SyslogTls())
         hostname = options.hostname
         if hostname is None:
             hostname = await asyncio.to_thread(_local_hostname, options.format == "rfc3164")
@@ -913,38 +896,3 @@ class SyslogSink(Sink):
                 max_message_bytes=self._options.message_limit,
                 repeats=suppressed,
             )
-
-
-def _build_ssl_context(tls: SyslogTls) -> ssl.SSLContext:
-    """Build the client TLS context: system CAs plus `ca_file`, the client certificate if any."""
-    context = ssl.create_default_context()
-    if tls.ca_file is not None:
-        try:
-            context.load_verify_locations(cafile=tls.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(
-                f"tls.ca_file {str(tls.ca_file)!r} cannot be loaded ({exc}). "
-                "It must be a PEM file of CA certificates."
-            ) from None
-    if tls.cert_file is not None:
-        key_path = tls.key_file or tls.cert_file
-
-        def reject_key_password() -> bytes:
-            # Without this callback, OpenSSL would prompt for a password on the terminal.
-            raise ConfigError(
-                f"the private key in {str(key_path)!r} is encrypted, "
-                "but the syslog sink needs an unencrypted key"
-            )
-
-        try:
-            context.load_cert_chain(tls.cert_file, tls.key_file, password=reject_key_password)
-        except (OSError, ssl.SSLError) as exc:
-            files = ", ".join(repr(str(path)) for path in (tls.cert_file, tls.key_file) if path)
-            raise ConfigError(
-                f"tls.cert_file/tls.key_file ({files}) cannot be loaded ({exc}). "
-                "They must be a PEM certificate and its unencrypted private key."
-            ) from None
-    if not tls.verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
