@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import os
 import signal
 import sys
@@ -172,6 +173,27 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, ExitCode]], ExitCode]:
     return uvloop.run
 
 
+# Collect the youngest generation after this many new container objects instead of
+# CPython's 700. A page of 500 events allocates about 1,500 dicts and Event objects,
+# so the default collects twice a page, each time re-scanning the window buffer
+# that survives; that was about 15 % of a catch-up's CPU time.
+_GC_YOUNG_THRESHOLD = 50_000
+
+
+def _tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector away from the per-event allocations.
+
+    The events hold no reference cycles, so they are freed by reference
+    counting; the collector only has to find the rare cycle. Freezing moves
+    the objects that exist after start-up (modules, classes, configuration)
+    out of every later collection.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, middle, oldest)
+
+
 def run_main(
     main: Callable[[], Awaitable[None]],
     *,
@@ -207,6 +229,7 @@ def run_main(
             return stop_code if stop_code is not None else ExitCode.INTERRUPTED
         return ExitCode.OK
 
+    _tune_garbage_collector()
     try:
         return _event_loop_runner()(guarded())
     except BrokenPipeError:
