@@ -31,7 +31,9 @@ The chosen approach reads the feed as a series of time windows:
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -369,34 +371,56 @@ class Poller:
         return buffer
 
     async def _walk(self, params: dict[str, str], buffer: WindowBuffer) -> None:
-        """Follow one query's cursors to the last page, adding new events to `buffer`."""
+        """Follow one query's cursors to the last page, adding new events to `buffer`.
+
+        The next page is requested as soon as its cursor is known, before this
+        page's events are processed, so the API's response time overlaps the
+        tailer's own work instead of adding to it.
+        """
         recent_cursors: collections.Counter[str] = collections.Counter()
         empty_pages = 0
-        cursor: str | None = None
-        while True:
-            query = params if cursor is None else {**params, "cursor": cursor}
-            self.cursor = cursor
-            page = await self._client.fetch_page(query)
-            self._note_server_time(page)
-            self.statistics.pages += 1
-            horizon = max(self.start_ns, self._horizon_ns())
-            for raw in page.events:
-                self._accept(raw, buffer, horizon)
-            if not page.has_more:
-                break
+        self.cursor = None
+        pending = asyncio.ensure_future(self._client.fetch_page(params))
+        try:
+            while True:
+                page = await pending
+                self._note_server_time(page)
+                self.statistics.pages += 1
+                if page.has_more:
+                    cursor = page.next_cursor
+                    assert cursor is not None  # parse_page guarantees a cursor when has_more
+                    recent_cursors[cursor] += 1
+                    if recent_cursors[cursor] >= MAX_CURSOR_REPEATS:
+                        raise PageWalkStalledError(
+                            f"the API returned the same cursor {recent_cursors[cursor]} times "
+                            "in one walk"
+                        )
+                    empty_pages = 0 if page.events else empty_pages + 1
+                    if empty_pages >= MAX_EMPTY_PAGES:
+                        raise PageWalkStalledError(
+                            f"the API returned {empty_pages} empty pages in a row that claim "
+                            "more follow"
+                        )
+                    self.cursor = cursor
+                    pending = asyncio.ensure_future(
+                        self._client.fetch_page({**params, "cursor": cursor})
+                    )
+                    # A new task runs only once this coroutine yields; yield now so
+                    # the request is on the wire while this page is processed.
+                    await asyncio.sleep(0)
 
-            cursor = page.next_cursor
-            assert cursor is not None  # parse_page guarantees a cursor when has_more
-            recent_cursors[cursor] += 1
-            if recent_cursors[cursor] >= MAX_CURSOR_REPEATS:
-                raise PageWalkStalledError(
-                    f"the API returned the same cursor {recent_cursors[cursor]} times in one walk"
-                )
-            empty_pages = 0 if page.events else empty_pages + 1
-            if empty_pages >= MAX_EMPTY_PAGES:
-                raise PageWalkStalledError(
-                    f"the API returned {empty_pages} empty pages in a row that claim more follow"
-                )
+                horizon = max(self.start_ns, self._horizon_ns())
+                for raw in page.events:
+                    self._accept(raw, buffer, horizon)
+                if not page.has_more:
+                    break
+        finally:
+            if not pending.done():
+                # The walk already failed or was cancelled; what the abandoned
+                # request ends with must not hide that.
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await pending
         self.cursor = None
 
     def _accept(self, raw: object, buffer: WindowBuffer, horizon: int) -> None:
