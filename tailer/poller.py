@@ -478,9 +478,14 @@ class Poller:
         return len(self._seen)
 
     def _horizon_ns(self) -> int:
-        """Return the oldest event time the dedupe window must still remember."""
+        """Return the oldest event time the dedupe window must still remember.
+
+        Backfill windows re-read from the floor (less the overlap); live rounds
+        also re-read the lateness window behind the high-water mark. Without
+        `follow` no live round ever runs, so only the floor counts.
+        """
         oldest_query_start = self.floor_ns
-        if self.high_water_ns is not None:
+        if self._settings.follow and self.high_water_ns is not None:
             oldest_query_start = min(
                 oldest_query_start, self.high_water_ns - self._settings.lateness_ns
             )
