@@ -53,7 +53,7 @@ class EventWriter:
         # One write per round: the events of a round are all known at once, so a
         # reader sees each of them as early as with a flush per event.
         if events:
-            self._stream.write(b"".join(map(self._formatter.format, events)))
+            self._stream.write(self._formatter.format_many(events))
             self.written += len(events)
         self._stream.flush()
 

@@ -753,3 +753,35 @@ def test_json_any_event_round_trips(raw: dict[str, Any], time_ns: int) -> None:
     assert_one_safe_line(line)
     # The standard library, unlike orjson, decodes the escape of a lone surrogate.
     assert json.loads(line) == raw
+
+
+@given(raws=st.lists(raw_events, max_size=8), formatter_name=st.sampled_from(["json", "pretty"]))
+def test_batch_equals_lines_one_by_one(raws: list[dict[str, Any]], formatter_name: str) -> None:
+    formatter = make_formatter(formatter_name, tz=PLUS_ONE)
+    events = [Event(f"act_{n}", n * 1_000_000_007, raw) for n, raw in enumerate(raws)]
+
+    assert formatter.format_many(events) == b"".join(formatter.format(e) for e in events)
+
+
+def test_json_batch_escapes_terminal_controls_on_every_line() -> None:
+    events = [
+        minimal_event(title="plain"),
+        minimal_event(title="bell\x7f and \u202e reversed"),
+        minimal_event(title="caf\u00e9 \u2028 next"),
+        minimal_event(size=2**70),  # beyond orjson's 64 bits: the standard library writes it
+    ]
+
+    lines = make_formatter("json").format_many(events).split(b"\n")
+
+    assert lines[-1] == b""
+    assert [json.loads(line)["title"] for line in lines[:3]] == [
+        "plain",
+        "bell\x7f and \u202e reversed",
+        "caf\u00e9 \u2028 next",
+    ]
+    assert lines[1] == (
+        b'{"id":"act_02","createdAt":"2026-12-04T18:45:02.5Z",'
+        b'"title":"bell\\u007f and \\u202e reversed"}'
+    )
+    assert b"caf\xc3\xa9 \\u2028 next" in lines[2]
+    assert json.loads(lines[3])["size"] == 2**70
