@@ -41,10 +41,12 @@ _DURATION_UNITS_NS = {
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-# Epoch seconds of recently seen "YYYY-MM-DDTHH:MM:SS" prefixes. Events of one page
+# Epoch ns of recently seen "YYYY-MM-DDTHH:MM:SS" prefixes. Events of one page
 # share few seconds, so the calendar arithmetic runs once per second, not per event.
 _SECONDS_CACHE: dict[str, int] = {}
 _SECONDS_CACHE_SIZE = 4096
+# ns per unit of the last digit of a fraction with this many digits.
+_FRACTION_UNIT_NS: dict[int, int] = {digits: 10 ** (9 - digits) for digits in range(1, 10)}
 
 
 def parse_time(text: str) -> int:
@@ -55,15 +57,17 @@ def parse_time(text: str) -> int:
     naming the text when it is not a date-time.
     """
     # Fast path for the API's usual form, "2026-05-10T12:00:00[.fff]Z".
-    if text[-1:] == "Z" and len(text) >= 20:
-        seconds = _SECONDS_CACHE.get(text[:19])
-        if seconds is not None:
-            fraction = text[19:-1]
-            if not fraction:
-                return seconds * NS_PER_SECOND
-            digits = fraction[1:]
-            if fraction[0] == "." and digits.isascii() and digits.isdigit():
-                return seconds * NS_PER_SECOND + int(digits[:9].ljust(9, "0"))
+    if text[-1:] == "Z":
+        seconds_ns = _SECONDS_CACHE.get(text[:19])
+        if seconds_ns is not None:
+            # A cached prefix ends in a digit, so this text has at least 20 characters.
+            digits = text[20:-1]
+            unit_ns = _FRACTION_UNIT_NS.get(len(digits))
+            if unit_ns is not None:
+                if text[19] == "." and digits.isascii() and digits.isdigit():
+                    return seconds_ns + int(digits) * unit_ns
+            elif len(text) == 20:
+                return seconds_ns
     return _parse_time_slowly(text)
 
 
@@ -83,7 +87,7 @@ def _parse_time_slowly(text: str) -> int:
     if zone in ("Z", "z") and text[10:11] == "T" and len(text) >= 20 and text[19] in ".Z":
         if len(_SECONDS_CACHE) >= _SECONDS_CACHE_SIZE:
             _SECONDS_CACHE.clear()
-        _SECONDS_CACHE[text[:19]] = whole_seconds
+        _SECONDS_CACHE[text[:19]] = whole_seconds * NS_PER_SECOND
     ns = whole_seconds * NS_PER_SECOND
     if fraction:
         ns += int(fraction[:9].ljust(9, "0"))
