@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import KeysView
 
 __all__ = ["DedupeWindow"]
 
@@ -24,6 +25,10 @@ class DedupeWindow:
 
     def __len__(self) -> int:
         return len(self._times)
+
+    def ids(self) -> KeysView[str]:
+        """Return a live view of the remembered ids, for membership tests in a loop."""
+        return self._times.keys()
 
     def add(self, event_id: str, time_ns: int) -> None:
         if event_id in self._times:

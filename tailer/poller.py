@@ -54,7 +54,7 @@ from tailer.errors import (
 from tailer.event import Event, InvalidEventError, parse_event
 from tailer.filters import QueryFilters
 from tailer.page import Page
-from tailer.timeparse import NS_PER_SECOND, format_api_time, format_iso
+from tailer.timeparse import NS_PER_SECOND, format_api_time, format_iso, parse_time
 from tailer.window import WindowBuffer
 
 __all__ = ["Poller", "PollerSettings", "PollerStatistics", "TimeBound"]
@@ -409,9 +409,7 @@ class Poller:
                     # the request is on the wire while this page is processed.
                     await asyncio.sleep(0)
 
-                horizon = max(self.start_ns, self._horizon_ns())
-                for raw in page.events:
-                    self._accept(raw, buffer, horizon)
+                self._accept_page(page.events, buffer)
                 if not page.has_more:
                     break
         finally:
@@ -423,14 +421,53 @@ class Poller:
                     await pending
         self.cursor = None
 
-    def _accept(self, raw: object, buffer: WindowBuffer, horizon: int) -> None:
-        """Add one raw event to the buffer unless it is invalid, filtered, seen or too old.
+    def _accept_page(self, events: list[Any], buffer: WindowBuffer) -> None:
+        """Add a page's new events to the buffer, dropping invalid, filtered, seen and old ones.
 
-        `horizon` is the oldest event time still in range: before it, an event is
-        either before the requested start or beyond what the dedupe window covers.
+        The loop handles the usual event, an object with a string id and a
+        string time in the API's format, inline; `_accept` handles the rest and
+        every event when local filters apply. Both decide alike.
         """
         stats = self.statistics
-        stats.received += 1
+        stats.received += len(events)
+        # The oldest event time still in range: before it, an event is either
+        # before the requested start or beyond what the dedupe window covers.
+        horizon = max(self.start_ns, self._horizon_ns())
+        if self._local_filters:
+            for raw in events:
+                self._accept(raw, buffer, horizon)
+            return
+
+        seen, held = self._seen.ids(), buffer.ids()
+        duplicate = outside_window = 0
+        for raw in events:
+            if type(raw) is dict:
+                event_id = raw.get("id")
+                if type(event_id) is str and event_id:
+                    if event_id in seen or event_id in held:
+                        duplicate += 1
+                        continue
+                    text = raw.get("createdAt")
+                    if text is None:
+                        text = raw.get("occurredAt")
+                    if type(text) is str:
+                        try:
+                            time_ns = parse_time(text)
+                        except ValueError:
+                            pass  # `_accept` reports it
+                        else:
+                            if time_ns < horizon:
+                                outside_window += 1
+                            else:
+                                buffer.add(Event(event_id, time_ns, raw))
+                            continue
+            self._accept(raw, buffer, horizon)
+        stats.duplicate += duplicate
+        stats.outside_window += outside_window
+
+    def _accept(self, raw: object, buffer: WindowBuffer, horizon: int) -> None:
+        """Add one raw event to the buffer unless it is invalid, filtered, seen or too old."""
+        stats = self.statistics
         # Most events of a re-read window were delivered before: drop them by id
         # before paying for validation.
         if type(raw) is dict:

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
+from collections.abc import KeysView
 
 from tailer.event import Event
 
 __all__ = ["WindowBuffer"]
+
+_DELIVERY_ORDER = operator.attrgetter("time_ns", "id")
 
 
 class WindowBuffer:
@@ -36,8 +40,9 @@ class WindowBuffer:
         self.cutoff_ns = end_ns
         self.overflowed = False
         self._events: dict[str, Event] = {}
-        # Max-heap on time through negation; the counter keeps Events out of comparisons.
-        self._newest: list[tuple[int, int, str]] = []
+        # Max-heap on time through negation; the counter keeps ids out of the
+        # comparisons. Built when the buffer first fills, as most windows never do.
+        self._newest: list[tuple[int, int, str]] | None = None
         self._counter = itertools.count()
 
     def __len__(self) -> int:
@@ -46,6 +51,10 @@ class WindowBuffer:
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._events
 
+    def ids(self) -> KeysView[str]:
+        """Return a live view of the held ids, for membership tests in a loop."""
+        return self._events.keys()
+
     def add(self, event: Event) -> bool:
         """Hold `event` unless it is past the cutoff or already held. Return True if held."""
         if self.cutoff_ns is not None and event.time_ns >= self.cutoff_ns:
@@ -53,21 +62,27 @@ class WindowBuffer:
         if event.id in self._events:
             return False
         self._events[event.id] = event
-        heapq.heappush(self._newest, (-event.time_ns, next(self._counter), event.id))
+        if self._newest is not None:
+            heapq.heappush(self._newest, (-event.time_ns, next(self._counter), event.id))
         if len(self._events) > self.capacity:
             self._shrink()
         return event.id in self._events
 
     def _shrink(self) -> None:
-        newest_ns = -self._newest[0][0]
+        newest = self._newest
+        if newest is None:
+            newest = [(-e.time_ns, next(self._counter), e.id) for e in self._events.values()]
+            heapq.heapify(newest)
+            self._newest = newest
+        newest_ns = -newest[0][0]
         if newest_ns <= self.floor_ns:
             self.overflowed = True
             return
-        while self._newest and -self._newest[0][0] == newest_ns:
-            _, _, event_id = heapq.heappop(self._newest)
+        while newest and -newest[0][0] == newest_ns:
+            _, _, event_id = heapq.heappop(newest)
             del self._events[event_id]
         self.cutoff_ns = newest_ns
 
     def sorted_events(self) -> list[Event]:
         """Return the held events oldest first, by (time, id)."""
-        return sorted(self._events.values(), key=lambda event: (event.time_ns, event.id))
+        return sorted(self._events.values(), key=_DELIVERY_ORDER)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tailer.errors import ConfigError
 from tailer.event import Event, parse_event
-from tailer.output import Formatter, make_formatter, neutralize, use_color
+from tailer.output import Formatter, OutputFormat, make_formatter, neutralize, use_color
 from tailer.timeparse import parse_time
 
 PLUS_ONE = datetime.timezone(datetime.timedelta(hours=1))
@@ -755,8 +755,13 @@ def test_json_any_event_round_trips(raw: dict[str, Any], time_ns: int) -> None:
     assert json.loads(line) == raw
 
 
-@given(raws=st.lists(raw_events, max_size=8), formatter_name=st.sampled_from(["json", "pretty"]))
-def test_batch_equals_lines_one_by_one(raws: list[dict[str, Any]], formatter_name: str) -> None:
+@given(
+    raws=st.lists(raw_events, max_size=8),
+    formatter_name=st.sampled_from(["json", "pretty"]),
+)
+def test_batch_equals_lines_one_by_one(
+    raws: list[dict[str, Any]], formatter_name: OutputFormat
+) -> None:
     formatter = make_formatter(formatter_name, tz=PLUS_ONE)
     events = [Event(f"act_{n}", n * 1_000_000_007, raw) for n, raw in enumerate(raws)]
 

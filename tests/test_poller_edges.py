@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from apistub import ScriptedApi, error, page
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from tailer.client import ActivityClient, ClientOptions
@@ -20,6 +23,7 @@ from tailer.event import Event
 from tailer.poller import MAX_EMPTY_PAGES, Poller, PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time
+from tailer.window import WindowBuffer
 
 
 def now_ns() -> int:
@@ -267,3 +271,80 @@ async def test_unreadable_date_header_falls_back_to_local_clock() -> None:
 
     assert ids(delivered) == ["evt-0000", "evt-0001", "evt-0002"]
     assert any(entry["event"] == "clock.fallback" for entry in logs)
+
+
+# --- the page pipeline --------------------------------------------------------
+
+BASE_NS = parse_time("2026-12-04T12:00:00Z")
+
+page_times = st.one_of(
+    st.integers(min_value=-3_000, max_value=7_000).map(
+        lambda ms: format_iso(BASE_NS + ms * 1_000_000, digits=3)
+    ),
+    st.sampled_from(["2026-12-04T12:00:02+01:00", "yesterday", "", 17, None]),
+)
+raw_page_events = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.one_of(st.sampled_from(["a", "b", "c", "d", "e", "f", ""]), st.just(7)),
+            "createdAt": page_times,
+            "occurredAt": page_times,
+        },
+    ),
+    st.sampled_from([["a list"], "a string", None]),
+)
+
+
+def poller_at_floor(**settings: Any) -> Poller:
+    """A poller in the middle of a backfill: start at BASE_NS, floor 3 s later, id "a" seen."""
+    client = ActivityClient(
+        ClientOptions(base_url="http://127.0.0.1:9", token=Token("rt_test_stub", source="test"))
+    )
+    poller_settings = PollerSettings(since=TimeBound(absolute_ns=BASE_NS), **settings)
+    poller = Poller(client, poller_settings, seen=[("a", BASE_NS + 3 * NS_PER_SECOND)])
+    poller.start_ns = BASE_NS
+    poller.floor_ns = BASE_NS + 3 * NS_PER_SECOND
+    return poller
+
+
+@settings(max_examples=300)
+@given(pages=st.lists(st.lists(raw_page_events, max_size=12), max_size=4))
+def test_page_fast_path_decides_like_one_by_one(pages: list[list[Any]]) -> None:
+    fast, reference = poller_at_floor(), poller_at_floor()
+    fast_buffer = WindowBuffer(4, fast.floor_ns, BASE_NS + 6 * NS_PER_SECOND)
+    reference_buffer = WindowBuffer(4, reference.floor_ns, BASE_NS + 6 * NS_PER_SECOND)
+    horizon = max(reference.start_ns, reference.dedupe_horizon_ns())
+
+    with capture_logs() as fast_logs:
+        for events in pages:
+            fast._accept_page(events, fast_buffer)
+    with capture_logs() as reference_logs:
+        for events in pages:
+            reference.statistics.received += len(events)
+            for raw in events:
+                reference._accept(raw, reference_buffer, horizon)
+
+    def held(buffer: WindowBuffer) -> list[tuple[str, int, dict[str, Any]]]:
+        return [(e.id, e.time_ns, e.raw) for e in buffer.sorted_events()]
+
+    assert held(fast_buffer) == held(reference_buffer)
+    assert fast_buffer.cutoff_ns == reference_buffer.cutoff_ns
+    assert dataclasses.asdict(fast.statistics) == dataclasses.asdict(reference.statistics)
+    assert fast_logs == reference_logs
+
+
+async def test_backfill_remembers_only_floor_overlap() -> None:
+    # One event a second up to half a second ago: the lateness window (60 s) holds
+    # all of them, the 2 s below the final floor one or two.
+    events = [event(n, 9.5 - n) for n in range(10)]
+    feed = Feed(events)
+    async with ScriptedApi(feed.handle) as api:
+        client, poller = make_poller(api.url, since=TimeBound(ago_ns=30 * NS_PER_SECOND))
+        delivered = await read_all(client, poller)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(10)]
+    horizon = poller.floor_ns - 2 * NS_PER_SECOND
+    expected = sum(1 for e in delivered if e.time_ns >= horizon)
+    assert 1 <= expected <= 2
+    assert poller.dedupe_size == expected
