@@ -73,6 +73,9 @@ MAX_EMPTY_PAGES = 20
 # of the rest of the lateness window. The slices take turns round by round.
 SHORT_LOOKBACK_NS = 2 * NS_PER_SECOND
 MAX_SWEEP_SLICES = 8
+# A next window's first page requested during delivery is dropped when the round
+# took longer than this many seconds in all, as its cursor may no longer be valid.
+EARLY_PAGE_MAX_AGE = 30.0
 # Invalid events are reported once per id; this many ids are remembered for that.
 MAX_REPORTED_INVALID = 10_000
 # Probes for the oldest `since` the API serves stop at this resolution.
@@ -177,6 +180,18 @@ class _Round:
     sweep: tuple[int, int] | None = None
 
 
+async def _abandon(request: asyncio.Future[Page]) -> None:
+    """Cancel a request whose page is no longer wanted and wait until it has stopped.
+
+    The caller has already failed or been cancelled, or is done; what the
+    request ends with must not hide that, so its outcome is dropped.
+    """
+    if not request.done():
+        request.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await request
+
+
 class Poller:
     """Reads one source's feed and hands each new event on once, in (time, id) order per round.
 
@@ -240,11 +255,16 @@ class Poller:
     async def run(self, deliver: Deliver) -> None:
         """Read the range, awaiting `deliver` after every round with its new events (maybe none)."""
         await self._resolve_range()
+        upcoming: tuple[_Round, asyncio.Task[Page]] | None = None
         while self.end_ns is None or self.floor_ns < self.end_ns:
             started = self._clock.monotonic()
-            current = self._next_round()
+            if upcoming is not None:
+                current, first_page = upcoming
+                upcoming = None
+            else:
+                current, first_page = self._next_round(), None
             try:
-                buffer = await self._read_window(current)
+                buffer = await self._read_window(current, first_page)
             except CursorRejectedError as exc:
                 self.statistics.cursor_rejections += 1
                 self.width_ns = max(MIN_WIDTH_NS, self.width_ns // 2)
@@ -264,9 +284,39 @@ class Poller:
             events = buffer.sorted_events()
             self._commit(current, buffer, events)
             self.statistics.last_round_at = self._clock.time()
-            # Called for empty rounds too, so a journal can record the advanced floor.
-            await deliver(events)
-            await self._pause(current, buffer, events, started)
+            upcoming = self._start_next_backfill_round(current)
+            try:
+                if upcoming is not None:
+                    await asyncio.sleep(0)  # let the request go out before delivering
+                # Called for empty rounds too, so a journal can record the advanced floor.
+                await deliver(events)
+                await self._pause(current, buffer, events, started)
+            except BaseException:
+                if upcoming is not None:
+                    await _abandon(upcoming[1])
+                raise
+            if upcoming is not None and self._clock.monotonic() - started > EARLY_PAGE_MAX_AGE:
+                # Delivery was held up (a full journal pauses it), and the page's
+                # cursor may have expired meanwhile: read the window afresh.
+                await _abandon(upcoming[1])
+                upcoming = None
+
+    def _start_next_backfill_round(
+        self, finished: _Round
+    ) -> tuple[_Round, asyncio.Task[Page]] | None:
+        """Request the next backfill window's first page, or return None when none follows.
+
+        Between two backfill windows there is no pause, so the request can go out
+        while the finished window's events are delivered. Live rounds wait for
+        the poll interval first, so they are not started early.
+        """
+        if finished.live or (self.end_ns is not None and self.floor_ns >= self.end_ns):
+            return None
+        upcoming = self._backfill_round()
+        if upcoming is None:
+            return None
+        query = self._window_queries(upcoming)[0]
+        return upcoming, asyncio.ensure_future(self._client.fetch_page(query))
 
     async def _resolve_range(self) -> None:
         """Learn the server's clock and turn relative bounds into absolute ones."""
@@ -302,16 +352,24 @@ class Poller:
             queries_per_round=len(self._variants),
         )
 
-    def _next_round(self) -> _Round:
+    def _backfill_round(self) -> _Round | None:
+        """Return the next window when it is a backfill window, else None (it is live)."""
         settings = self._settings
         hi = self.floor_ns + self.width_ns
         if self.end_ns is not None:
             hi = min(hi, self.end_ns)
         if not settings.follow or hi <= self.server_now_ns() - settings.lateness_ns:
             return _Round(self.floor_ns, hi, live=False)
+        return None
+
+    def _next_round(self) -> _Round:
+        backfill = self._backfill_round()
+        if backfill is not None:
+            return backfill
 
         # Earlier rounds read everything up to the high-water mark, so a live round
         # starts just behind it. Late arrivals before that come from the sweep slices.
+        settings = self._settings
         look_back = min(settings.lateness_ns, SHORT_LOOKBACK_NS)
         lo = self.floor_ns
         sweep = None
@@ -343,15 +401,26 @@ class Poller:
         start = sweep_lo + index * width
         return start, min(start + width, sweep_hi)
 
-    async def _read_window(self, current: _Round) -> WindowBuffer:
-        buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
+    def _window_queries(self, current: _Round) -> list[dict[str, str]]:
+        """Return the first query of each walk of the round's window, one per variant."""
         bounds = {"since": format_api_time(current.lo - OVERLAP_NS)}
         if current.hi is not None:
             bounds["until"] = format_api_time(current.hi + OVERLAP_NS, round_up=True)
+        limit = str(self._settings.page_size)
+        return [{**variant, **bounds, "limit": limit} for variant in self._variants]
+
+    async def _read_window(
+        self, current: _Round, first_page: asyncio.Task[Page] | None = None
+    ) -> WindowBuffer:
+        """Read the round's window and its sweep slice into a new buffer.
+
+        `first_page`, when given, is the first walk's first page, already requested.
+        """
+        buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
         self.statistics.rounds += 1
-        for variant in self._variants:
-            params = {**variant, **bounds, "limit": str(self._settings.page_size)}
-            await self._walk(params, buffer)
+        for params in self._window_queries(current):
+            await self._walk(params, buffer, first_page)
+            first_page = None
         if current.sweep is not None:
             sweep_lo, sweep_hi = current.sweep
             sweep_bounds = {
@@ -370,7 +439,12 @@ class Poller:
             )
         return buffer
 
-    async def _walk(self, params: dict[str, str], buffer: WindowBuffer) -> None:
+    async def _walk(
+        self,
+        params: dict[str, str],
+        buffer: WindowBuffer,
+        first_page: asyncio.Task[Page] | None = None,
+    ) -> None:
         """Follow one query's cursors to the last page, adding new events to `buffer`.
 
         The next page is requested as soon as its cursor is known, before this
@@ -380,7 +454,7 @@ class Poller:
         recent_cursors: collections.Counter[str] = collections.Counter()
         empty_pages = 0
         self.cursor = None
-        pending = asyncio.ensure_future(self._client.fetch_page(params))
+        pending = first_page or asyncio.ensure_future(self._client.fetch_page(params))
         try:
             while True:
                 page = await pending
@@ -413,12 +487,7 @@ class Poller:
                 if not page.has_more:
                     break
         finally:
-            if not pending.done():
-                # The walk already failed or was cancelled; what the abandoned
-                # request ends with must not hide that.
-                pending.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await pending
+            await _abandon(pending)
         self.cursor = None
 
     def _accept_page(self, events: list[Any], buffer: WindowBuffer) -> None:

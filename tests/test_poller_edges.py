@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import random
 import time
@@ -20,7 +21,7 @@ from tailer.clock import SystemClock
 from tailer.credentials import Token
 from tailer.errors import BadRequestError, PageFormatError
 from tailer.event import Event
-from tailer.poller import MAX_EMPTY_PAGES, Poller, PollerSettings, TimeBound
+from tailer.poller import EARLY_PAGE_MAX_AGE, MAX_EMPTY_PAGES, Poller, PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time
 from tailer.window import WindowBuffer
@@ -332,6 +333,112 @@ def test_page_fast_path_decides_like_one_by_one(pages: list[list[Any]]) -> None:
     assert fast_buffer.cutoff_ns == reference_buffer.cutoff_ns
     assert dataclasses.asdict(fast.statistics) == dataclasses.asdict(reference.statistics)
     assert fast_logs == reference_logs
+
+
+async def test_next_window_requested_during_delivery() -> None:
+    events = [event(n, 500 - n * 10) for n in range(40)]
+    feed = Feed(events)
+    arrived = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        arrived.set()
+        return await feed.handle(request)
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url, window_capacity=4)
+        delivered: list[Event] = []
+        waited = False
+
+        async def deliver(batch: list[Event]) -> None:
+            nonlocal waited
+            delivered.extend(batch)
+            if not waited:
+                waited = True
+                # Every page read so far, the start-up probe and one more: the next
+                # window's first page, requested before this delivery returns.
+                expected = poller.statistics.pages + 2
+                while len(api.queries) < expected:
+                    arrived.clear()
+                    if len(api.queries) < expected:
+                        await asyncio.wait_for(arrived.wait(), timeout=5)
+
+        async with client:
+            await asyncio.wait_for(poller.run(deliver), timeout=20)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(40)]
+    assert poller.statistics.rounds > 2
+
+
+async def test_failed_delivery_cancels_next_window_request() -> None:
+    events = [event(n, 500 - n * 10) for n in range(40)]
+    feed = Feed(events)
+    release = asyncio.Event()
+    deliveries = 0
+
+    async def handle(request: web.Request) -> web.Response:
+        if deliveries:
+            await release.wait()  # holds the next window's first page until the test ends
+        return await feed.handle(request)
+
+    async def deliver(batch: list[Event]) -> None:
+        nonlocal deliveries
+        deliveries += 1
+        raise RuntimeError("the sink is gone")
+
+    def open_requests() -> list[asyncio.Task[Any]]:
+        return [
+            task
+            for task in asyncio.all_tasks()
+            if not task.done()
+            and getattr(task.get_coro(), "__qualname__", "") == "ActivityClient.fetch_page"
+        ]
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url, window_capacity=4)
+        try:
+            async with client:
+                with pytest.raises(RuntimeError, match="the sink is gone"):
+                    await asyncio.wait_for(poller.run(deliver), timeout=20)
+                assert open_requests() == []
+        finally:
+            release.set()
+
+    assert deliveries == 1
+
+
+class SteppedClock(SystemClock):
+    """The system clock, with monotonic time that a test can move forward at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jump = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.jump
+
+
+async def test_slow_delivery_rereads_next_window_start() -> None:
+    events = [event(n, 500 - n * 10) for n in range(40)]
+    feed = Feed(events)
+    clock = SteppedClock()
+
+    async with ScriptedApi(feed.handle) as api:
+        client, poller = make_poller(api.url, window_capacity=4, clock=clock)
+        delivered: list[Event] = []
+
+        async def deliver(batch: list[Event]) -> None:
+            if not delivered and batch:
+                clock.jump += EARLY_PAGE_MAX_AGE + 1  # as if a full journal held it up
+            delivered.extend(batch)
+
+        async with client:
+            await asyncio.wait_for(poller.run(deliver), timeout=20)
+
+    first_queries = collections.Counter(
+        tuple(sorted(query.items())) for query in api.queries if "cursor" not in query
+    )
+    assert sorted(first_queries.values())[-2:] == [1, 2]
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(40)]
 
 
 async def test_backfill_remembers_only_floor_overlap() -> None:
