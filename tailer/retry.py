@@ -10,6 +10,7 @@ neither make a wait negative nor park the tailer for a day.
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import UTC
@@ -50,6 +51,8 @@ class RetryPolicy:
         return self.max_attempts is not None and attempts >= self.max_attempts
 
 
+# Responses of one second carry the same Date header, so most parses are repeats.
+@functools.lru_cache(maxsize=16)
 def parse_http_date(value: str | None) -> float | None:
     """Parse an HTTP date (IMF-fixdate, RFC 850 or asctime) into epoch seconds, or None."""
     if not value:
