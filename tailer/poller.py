@@ -180,6 +180,14 @@ class _Round:
     sweep: tuple[int, int] | None = None
 
 
+class _WindowTooWide(Exception):
+    """The first page of a backfill window showed it holds far more than the buffer."""
+
+    def __init__(self, width_ns: int) -> None:
+        super().__init__(f"narrow the window to {width_ns} ns")
+        self.width_ns = width_ns
+
+
 async def _abandon(request: asyncio.Future[Page]) -> None:
     """Cancel a request whose page is no longer wanted and wait until it has stopped.
 
@@ -278,6 +286,14 @@ class Poller:
                 continue
             except BadRequestError as exc:
                 await self._reanchor(current.lo, exc)
+                continue
+            except _WindowTooWide as narrower:
+                _log.debug(
+                    "window.narrowed",
+                    width_s=narrower.width_ns / NS_PER_SECOND,
+                    **self._window_fields(current),
+                )
+                self.width_ns = narrower.width_ns
                 continue
 
             self._failures = 0
@@ -418,9 +434,12 @@ class Poller:
         """
         buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
         self.statistics.rounds += 1
+        # Only a backfill window can be narrowed: a live round's end is open.
+        check_width = not current.live and current.hi is not None
         for params in self._window_queries(current):
-            await self._walk(params, buffer, first_page)
+            await self._walk(params, buffer, first_page, check_width=check_width)
             first_page = None
+            check_width = False
         if current.sweep is not None:
             sweep_lo, sweep_hi = current.sweep
             sweep_bounds = {
@@ -444,12 +463,16 @@ class Poller:
         params: dict[str, str],
         buffer: WindowBuffer,
         first_page: asyncio.Task[Page] | None = None,
+        *,
+        check_width: bool = False,
     ) -> None:
         """Follow one query's cursors to the last page, adding new events to `buffer`.
 
         The next page is requested as soon as its cursor is known, before this
         page's events are processed, so the API's response time overlaps the
-        tailer's own work instead of adding to it.
+        tailer's own work instead of adding to it. With `check_width`, the walk
+        raises _WindowTooWide after the first page when that page shows the
+        window holds far more events than the buffer.
         """
         recent_cursors: collections.Counter[str] = collections.Counter()
         empty_pages = 0
@@ -486,6 +509,11 @@ class Poller:
                 self._accept_page(page.events, buffer)
                 if not page.has_more:
                     break
+                if check_width:
+                    check_width = False
+                    narrower = self._narrower_width(buffer)
+                    if narrower is not None:
+                        raise _WindowTooWide(narrower)
         finally:
             await _abandon(pending)
         self.cursor = None
@@ -632,6 +660,29 @@ class Poller:
             floor=format_iso(self.floor_ns, digits=3),
             dedupe_ids=len(self._seen),
         )
+
+    def _narrower_width(self, buffer: WindowBuffer) -> int | None:
+        """Return a width for the window being read when its first page shows it is too wide.
+
+        The buffer holds the first page's new events. When the API returns the
+        window newest or oldest first, that page covers one end of it densely,
+        and its events per ns predict the whole window. A newest-first window
+        that overflows the buffer is read to its end and its newer part read
+        again, so narrowing it now costs one page instead. Pages in any other
+        order spread over the whole window, so they seldom narrow it.
+        """
+        count = len(buffer)
+        span_ns = buffer.span_ns()
+        capacity = self._settings.window_capacity
+        if count < 2 or span_ns <= 0 or buffer.cutoff_ns is None:
+            return None
+        estimated = count * (buffer.cutoff_ns - buffer.floor_ns) // span_ns
+        if estimated <= capacity:
+            return None
+        target = max(capacity // 2, 1)
+        width = max(span_ns * target // count, MIN_WIDTH_NS)
+        # Narrow only by half or more, so that repeated narrowing ends quickly.
+        return width if width <= self.width_ns // 2 else None
 
     def _adapt_width(self, covered_ns: int, count: int) -> None:
         """Size the next backfill window to hold about half of the buffer's capacity."""

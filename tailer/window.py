@@ -83,6 +83,13 @@ class WindowBuffer:
             del self._events[event_id]
         self.cutoff_ns = newest_ns
 
+    def span_ns(self) -> int:
+        """Return the time between the oldest and the newest held event, 0 when empty."""
+        if not self._events:
+            return 0
+        times = [event.time_ns for event in self._events.values()]
+        return max(times) - min(times)
+
     def sorted_events(self) -> list[Event]:
         """Return the held events oldest first, by (time, id)."""
         return sorted(self._events.values(), key=_DELIVERY_ORDER)

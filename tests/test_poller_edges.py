@@ -441,6 +441,26 @@ async def test_slow_delivery_rereads_next_window_start() -> None:
     assert ids(delivered) == [f"evt-{n:04d}" for n in range(40)]
 
 
+async def test_dense_window_narrowed_after_first_page() -> None:
+    # 80 events, one every half second, in the first 60 s window: far more than
+    # the 10 the buffer holds. The newest-first first page spans one second.
+    events = [event(n, 100 - n / 2) for n in range(80)]
+    feed = Feed(events)
+    async with ScriptedApi(feed.handle) as api:
+        client, poller = make_poller(
+            api.url, since=TimeBound(ago_ns=120 * NS_PER_SECOND), window_capacity=10
+        )
+        with capture_logs() as logs:
+            delivered = await read_all(client, poller)
+
+    assert ids(delivered) == [f"evt-{n:04d}" for n in range(80)]
+    narrowed = [entry for entry in logs if entry["event"] == "window.narrowed"]
+    assert len(narrowed) == 1
+    # Half the buffer's 10 events at the page's 3 events a second: 5/3 s.
+    assert narrowed[0]["width_s"] == pytest.approx(5 / 3, abs=0.01)
+    assert not any(entry["event"] == "window.overflowed" for entry in logs)
+
+
 async def test_backfill_remembers_only_floor_overlap() -> None:
     # One event a second up to half a second ago: the lateness window (60 s) holds
     # all of them, the 2 s below the final floor one or two.

@@ -47,6 +47,16 @@ def test_buffer_grows_when_all_events_share_the_floor() -> None:
     assert [e.id for e in buffer.sorted_events()] == ["a", "b", "c"]
 
 
+def test_buffer_span_from_oldest_to_newest() -> None:
+    buffer = WindowBuffer(capacity=5, floor_ns=0)
+    assert buffer.span_ns() == 0
+
+    for event_id, time_ns in [("a", 40), ("b", 15), ("c", 32)]:
+        buffer.add(make_event(event_id, time_ns))
+
+    assert buffer.span_ns() == 25
+
+
 def test_buffer_respects_given_end() -> None:
     buffer = WindowBuffer(capacity=5, floor_ns=0, end_ns=50)
 
