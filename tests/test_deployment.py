@@ -9,6 +9,7 @@ set included. tests/test_image_install.py runs the image's install steps.
 from __future__ import annotations
 
 import http.server
+import importlib.metadata
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tailer import __version__
 from tailer.config import DaemonConfig, load_config
 from tailer.exitcodes import ExitCode
 from tailer.service import DEFAULT_PORT, HEALTH_PATH, METRICS_PATH, READY_PATH
@@ -237,6 +239,14 @@ def test_dockerfile_stages_share_pinned_base() -> None:
     assert re.fullmatch(pinned, global_args["PYTHON_IMAGE"])
 
 
+def test_package_version_read_from_module() -> None:
+    assert "version" not in PROJECT
+    assert "version" in PROJECT["dynamic"]
+    dynamic = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    assert dynamic["setuptools"]["dynamic"]["version"] == {"attr": "tailer.__version__"}
+    assert importlib.metadata.version("runtools-tail") == __version__
+
+
 def test_dockerfile_builds_wheel_and_installs_version() -> None:
     instructions = read_dockerfile()
     build_runs = [i.arguments for i in instructions if i.stage == 0 and i.keyword == "RUN"]
@@ -247,7 +257,7 @@ def test_dockerfile_builds_wheel_and_installs_version() -> None:
     assert any(run.startswith("pip wheel ") for run in build_runs)
     assert "--no-index" in install
     assert '"runtools-tail==${VERSION}"' in install
-    assert args["VERSION"] == PROJECT["version"]
+    assert args["VERSION"] == __version__
 
 
 def test_dockerfile_runs_as_uid_10001() -> None:

@@ -34,7 +34,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +50,9 @@ from test_deployment import (
     read_dockerfile,
 )
 
+from tailer import __version__
+
 REPO = Path(__file__).resolve().parent.parent
-PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 # Directories where every user may create files, so UID 10001 could write there
 # besides the state directory.
 WORLD_WRITABLE_DIRS = [Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"), Path("/run/lock")]
@@ -313,7 +313,7 @@ def test_version_matches_project(image: InstalledImage) -> None:
     result = image.run("runtools-tail", "--version")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"runtools-tail {PROJECT['version']}"
+    assert result.stdout.strip() == f"runtools-tail {__version__}"
 
 
 def test_package_imported_from_wheel(image: InstalledImage) -> None:
