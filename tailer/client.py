@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import ssl
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit
@@ -192,8 +192,16 @@ class ActivityClient:
             await self._session.close()
             self._session = None
 
-    async def fetch_page(self, params: Mapping[str, str]) -> Page:
+    async def fetch_page(
+        self,
+        params: Mapping[str, str],
+        *,
+        on_body: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> Page:
         """Fetch one page, retrying network errors, 408, 429 and 5xx per the retry policy.
+
+        `on_body` is awaited with the body of every 200 response before it is
+        decoded, so a caller can act on what the body ends with early.
 
         Raises AuthenticationError (401), AccessDeniedError (403), BadRequestError
         or CursorRejectedError (400), ApiError for other final statuses,
@@ -211,7 +219,7 @@ class ActivityClient:
             self.requests += 1
             started = self._clock.monotonic()
             try:
-                outcome = await self._attempt(self._session, params)
+                outcome = await self._attempt(self._session, params, on_body)
             except AuthenticationError as exc:
                 self._observe(exc.status, started)
                 # A rotated secret may reach the API before `Token.reveal` checks the
@@ -271,7 +279,10 @@ class ActivityClient:
             await self._clock.sleep(remaining)
 
     async def _attempt(
-        self, session: aiohttp.ClientSession, params: Mapping[str, str]
+        self,
+        session: aiohttp.ClientSession,
+        params: Mapping[str, str],
+        on_body: Callable[[bytes], Awaitable[None]] | None,
     ) -> Page | tuple[ApiError, float | None]:
         """Send one request. Return the page, or the retriable failure and its Retry-After."""
         token = self._options.token.reveal()
@@ -305,6 +316,8 @@ class ActivityClient:
             return ApiError(f"request failed: {exc.__class__.__name__}: {reason}"), None
 
         if status == 200:
+            if on_body is not None:
+                await on_body(body)
             server_time = parse_http_date(date_header)
             server_time_ns = int(server_time * 1e9) if server_time is not None else None
             try:

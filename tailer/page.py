@@ -8,6 +8,7 @@ silently and lose every event after it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,16 @@ import orjson
 
 from tailer.errors import PageFormatError
 
-__all__ = ["Page", "parse_page"]
+__all__ = ["Page", "parse_page", "peek_next_cursor"]
+
+# The end of a page in both documented envelopes when more pages follow: hasMore
+# true, then the cursor, then the end of the object (and of `meta`). Events come
+# in an array before it, so a key inside an event is always followed by "]".
+_TRAILING_CURSOR_RE = re.compile(
+    rb'"hasMore"\s*:\s*true\s*,\s*"nextCursor"\s*:\s*"([^"\\]*)"\s*\}\s*(?:\}\s*)?\Z'
+)
+# Bytes at the end of a body that the pattern looks at; a longer cursor is not peeked.
+_PEEK_BYTES = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,23 @@ def _paging_fields(body: dict[str, Any]) -> tuple[object, object] | None:
     if isinstance(meta, dict) and "hasMore" in meta:
         return meta["hasMore"], meta.get("nextCursor")
     return None
+
+
+def peek_next_cursor(body: bytes) -> str | None:
+    """Return the next page's cursor from the end of an undecoded body, or None.
+
+    Only a body that ends the way both documented envelopes do, with hasMore
+    true and a cursor without escapes, yields a cursor. The result is a guess
+    for requesting the next page early, never a decoded fact: the caller checks
+    it against the cursor of the decoded page.
+    """
+    match = _TRAILING_CURSOR_RE.search(body, max(len(body) - _PEEK_BYTES, 0))
+    if match is None:
+        return None
+    try:
+        return match.group(1).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def parse_page(body: bytes, *, server_time_ns: int | None = None) -> Page:

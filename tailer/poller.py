@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from tailer.errors import (
 from tailer.event import Event, InvalidEventError, parse_event
 from tailer.filters import QueryFilters
 from tailer.page import Page
+from tailer.readahead import PageReadahead
 from tailer.timeparse import NS_PER_SECOND, format_api_time, format_iso, parse_time
 from tailer.window import WindowBuffer
 
@@ -188,18 +188,6 @@ class _WindowTooWide(Exception):
         self.width_ns = width_ns
 
 
-async def _abandon(request: asyncio.Future[Page]) -> None:
-    """Cancel a request whose page is no longer wanted and wait until it has stopped.
-
-    The caller has already failed or been cancelled, or is done; what the
-    request ends with must not hide that, so its outcome is dropped.
-    """
-    if not request.done():
-        request.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await request
-
-
 class Poller:
     """Reads one source's feed and hands each new event on once, in (time, id) order per round.
 
@@ -263,7 +251,7 @@ class Poller:
     async def run(self, deliver: Deliver) -> None:
         """Read the range, awaiting `deliver` after every round with its new events (maybe none)."""
         await self._resolve_range()
-        upcoming: tuple[_Round, asyncio.Task[Page]] | None = None
+        upcoming: tuple[_Round, PageReadahead] | None = None
         while self.end_ns is None or self.floor_ns < self.end_ns:
             started = self._clock.monotonic()
             if upcoming is not None:
@@ -309,17 +297,15 @@ class Poller:
                 await self._pause(current, buffer, events, started)
             except BaseException:
                 if upcoming is not None:
-                    await _abandon(upcoming[1])
+                    await upcoming[1].close()
                 raise
             if upcoming is not None and self._clock.monotonic() - started > EARLY_PAGE_MAX_AGE:
                 # Delivery was held up (a full journal pauses it), and the page's
                 # cursor may have expired meanwhile: read the window afresh.
-                await _abandon(upcoming[1])
+                await upcoming[1].close()
                 upcoming = None
 
-    def _start_next_backfill_round(
-        self, finished: _Round
-    ) -> tuple[_Round, asyncio.Task[Page]] | None:
+    def _start_next_backfill_round(self, finished: _Round) -> tuple[_Round, PageReadahead] | None:
         """Request the next backfill window's first page, or return None when none follows.
 
         Between two backfill windows there is no pause, so the request can go out
@@ -331,8 +317,7 @@ class Poller:
         upcoming = self._backfill_round()
         if upcoming is None:
             return None
-        query = self._window_queries(upcoming)[0]
-        return upcoming, asyncio.ensure_future(self._client.fetch_page(query))
+        return upcoming, PageReadahead(self._client, self._window_queries(upcoming)[0])
 
     async def _resolve_range(self) -> None:
         """Learn the server's clock and turn relative bounds into absolute ones."""
@@ -426,19 +411,20 @@ class Poller:
         return [{**variant, **bounds, "limit": limit} for variant in self._variants]
 
     async def _read_window(
-        self, current: _Round, first_page: asyncio.Task[Page] | None = None
+        self, current: _Round, started_walk: PageReadahead | None = None
     ) -> WindowBuffer:
         """Read the round's window and its sweep slice into a new buffer.
 
-        `first_page`, when given, is the first walk's first page, already requested.
+        `started_walk`, when given, is the first walk, its first page already requested.
         """
         buffer = WindowBuffer(self._settings.window_capacity, current.lo, current.hi)
         self.statistics.rounds += 1
         # Only a backfill window can be narrowed: a live round's end is open.
         check_width = not current.live and current.hi is not None
         for params in self._window_queries(current):
-            await self._walk(params, buffer, first_page, check_width=check_width)
-            first_page = None
+            requests = started_walk or PageReadahead(self._client, params)
+            started_walk = None
+            await self._walk(requests, buffer, check_width=check_width)
             check_width = False
         if current.sweep is not None:
             sweep_lo, sweep_hi = current.sweep
@@ -448,7 +434,7 @@ class Poller:
             }
             for variant in self._variants:
                 params = {**variant, **sweep_bounds, "limit": str(self._settings.page_size)}
-                await self._walk(params, buffer)
+                await self._walk(PageReadahead(self._client, params), buffer)
         if buffer.overflowed:
             _log.warning(
                 "window.overflowed",
@@ -459,28 +445,22 @@ class Poller:
         return buffer
 
     async def _walk(
-        self,
-        params: dict[str, str],
-        buffer: WindowBuffer,
-        first_page: asyncio.Task[Page] | None = None,
-        *,
-        check_width: bool = False,
+        self, requests: PageReadahead, buffer: WindowBuffer, *, check_width: bool = False
     ) -> None:
         """Follow one query's cursors to the last page, adding new events to `buffer`.
 
-        The next page is requested as soon as its cursor is known, before this
-        page's events are processed, so the API's response time overlaps the
-        tailer's own work instead of adding to it. With `check_width`, the walk
-        raises _WindowTooWide after the first page when that page shows the
-        window holds far more events than the buffer.
+        `requests` has sent the query's first request. The next page is requested
+        before this page's events are processed (see `PageReadahead`), so the
+        API's response time overlaps the tailer's own work instead of adding to
+        it. With `check_width`, the walk raises _WindowTooWide after the first
+        page when that page shows the window holds far more events than the buffer.
         """
         recent_cursors: collections.Counter[str] = collections.Counter()
         empty_pages = 0
         self.cursor = None
-        pending = first_page or asyncio.ensure_future(self._client.fetch_page(params))
         try:
             while True:
-                page = await pending
+                page = await requests.page()
                 self._note_server_time(page)
                 self.statistics.pages += 1
                 if page.has_more:
@@ -499,12 +479,7 @@ class Poller:
                             "more follow"
                         )
                     self.cursor = cursor
-                    pending = asyncio.ensure_future(
-                        self._client.fetch_page({**params, "cursor": cursor})
-                    )
-                    # A new task runs only once this coroutine yields; yield now so
-                    # the request is on the wire while this page is processed.
-                    await asyncio.sleep(0)
+                    await requests.advance(cursor)
 
                 self._accept_page(page.events, buffer)
                 if not page.has_more:
@@ -515,7 +490,7 @@ class Poller:
                     if narrower is not None:
                         raise _WindowTooWide(narrower)
         finally:
-            await _abandon(pending)
+            await requests.close()
         self.cursor = None
 
     def _accept_page(self, events: list[Any], buffer: WindowBuffer) -> None:

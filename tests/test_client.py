@@ -922,6 +922,24 @@ async def test_broken_response_retried(
     assert captured_logs[0]["error"].startswith(error)
 
 
+async def test_body_hook_sees_each_200_body_first(stack: AsyncExitStack, clock: FakeClock) -> None:
+    good = reference_page([EVENT])
+    actions = [raw_response(503, b"{}"), raw_response(200, b"{not json"), raw_response(200, good)]
+    server = await stack.enter_async_context(RawServer(actions))
+    client = await open_client(stack, make_options(server.url), clock)
+    bodies: list[bytes] = []
+
+    async def on_body(body: bytes) -> None:
+        bodies.append(body)
+
+    page = await client.fetch_page({}, on_body=on_body)
+
+    assert page.events == [EVENT]
+    # The 503 is not a page; the cut-off 200 reaches the hook before decoding fails.
+    assert bodies == [b"{not json", good]
+    assert len(server.requests) == 3
+
+
 async def test_timeout_retried(stack: AsyncExitStack, clock: FakeClock) -> None:
     server = await stack.enter_async_context(
         RawServer([HANG, raw_response(200, reference_page([EVENT]))])
