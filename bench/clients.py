@@ -28,6 +28,7 @@ __all__ = [
     "run_ceiling",
     "run_curl_jq",
     "run_product",
+    "timeout_for",
 ]
 
 Destination = Literal["null", "file"]
@@ -67,7 +68,7 @@ def format_since(epoch_seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch_seconds)))
 
 
-def _timeout(expected: int, min_rate: float) -> float:
+def timeout_for(expected: int, min_rate: float) -> float:
     """Return a deadline generous enough for a client at `min_rate` events/s."""
     return 120.0 + expected / min_rate
 
@@ -161,7 +162,7 @@ def run_product(
         argv,
         stdout=output if destination == "file" else None,
         stderr=stderr,
-        timeout=_timeout(expected, min_rate),
+        timeout=timeout_for(expected, min_rate),
     )
     _check_exit("runtools-tail", result, stderr)
 
@@ -190,7 +191,7 @@ def run_ceiling(
     simulator: SimulatorProcess, since: str, expected: int, workdir: Path
 ) -> BackfillRun:
     """Run the minimal aiohttp + orjson loop of bench/ceiling.py once."""
-    timeout = _timeout(expected, 2000.0)
+    timeout = timeout_for(expected, 2000.0)
     argv = [
         sys.executable,
         str(_BENCH_DIR / "ceiling.py"),
@@ -234,7 +235,7 @@ def run_curl_jq(
     ]
     stderr = workdir / "curl_jq.log"
     result, simulator_cpu = _run_measured(
-        simulator, argv, stdout=None, stderr=stderr, timeout=_timeout(expected, 200.0)
+        simulator, argv, stdout=None, stderr=stderr, timeout=timeout_for(expected, 200.0)
     )
     _check_exit("the curl + jq loop", result, stderr)
 
