@@ -1,6 +1,6 @@
 """One backfill by the daemon (`runtools-tail run`) into its file sink, fsync per batch.
 
-The daemon never exits by itself, so the run ends when the sink's file holds
+The daemon never exits by itself, so the run ends when the sink's file contains
 every event of the backlog. The benchmark counts the lines of that file as
 they arrive, reading only the bytes added since its last look every
 `_POLL_SECONDS`, so the end is seen at most that late and the daemon pays
