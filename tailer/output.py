@@ -145,7 +145,7 @@ class JsonFormatter(Formatter):
         # One escape check over the whole batch instead of one per event. Each
         # line is copied into one growing buffer and freed at once: keeping
         # thousands of line objects alive until a join made the C allocator
-        # grow and trim its heap dozens of times a batch.
+        # grow and trim its heap about a hundred times a batch.
         dumps = orjson.dumps
         lines = bytearray()
         try:

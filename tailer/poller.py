@@ -255,12 +255,12 @@ class Poller:
         while self.end_ns is None or self.floor_ns < self.end_ns:
             started = self._clock.monotonic()
             if upcoming is not None:
-                current, first_page = upcoming
+                current, started_walk = upcoming
                 upcoming = None
             else:
-                current, first_page = self._next_round(), None
+                current, started_walk = self._next_round(), None
             try:
-                buffer = await self._read_window(current, first_page)
+                buffer = await self._read_window(current, started_walk)
             except CursorRejectedError as exc:
                 self.statistics.cursor_rejections += 1
                 self.width_ns = max(MIN_WIDTH_NS, self.width_ns // 2)

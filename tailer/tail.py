@@ -175,8 +175,8 @@ def _event_loop_runner() -> Callable[[Coroutine[Any, Any, ExitCode]], ExitCode]:
 
 # Collect the youngest generation after this many new container objects instead of
 # CPython's 700. A page of 500 events allocates about 1,500 dicts and Event objects,
-# so the default collects twice a page, each time re-scanning the window buffer
-# that survives; that was about 15 % of a catch-up's CPU time.
+# so the default collected twice a page, and every few pages the older generations,
+# where the window buffer's events are. That was about 15 % of a catch-up's CPU time.
 _GC_YOUNG_THRESHOLD = 50_000
 
 
