@@ -924,7 +924,11 @@ async def test_broken_response_retried(
 
 async def test_body_hook_sees_each_200_body_first(stack: AsyncExitStack, clock: FakeClock) -> None:
     good = reference_page([EVENT])
-    actions = [raw_response(503, b"{}"), raw_response(200, b"{not json"), raw_response(200, good)]
+    actions: list[bytes | None] = [
+        raw_response(503, b"{}"),
+        raw_response(200, b"{not json"),
+        raw_response(200, good),
+    ]
     server = await stack.enter_async_context(RawServer(actions))
     client = await open_client(stack, make_options(server.url), clock)
     bodies: list[bytes] = []
