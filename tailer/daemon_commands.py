@@ -85,12 +85,19 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
         description="Validate a config file and report every invalid field at once.",
     )
     parser.add_argument("config", nargs="?", help=CONFIG_HELP)
+    # The other commands take the file as --config, so this one accepts that too.
+    parser.add_argument(
+        "--config", dest="config_option", metavar="CONFIG", help="the same as CONFIG"
+    )
     args = parser.parse_args(argv)
-    config = _load(args.config, parser.prog)
+    if args.config and args.config_option and args.config != args.config_option:
+        parser.error(f"two config files given, {args.config} and {args.config_option}; give one")
+    path = args.config or args.config_option
+    config = _load(path, parser.prog)
     if isinstance(config, ExitCode):
         return config
     print(
-        f"{args.config or 'the environment'}: valid: {len(config.sources)} source(s) "
+        f"{path or 'the environment'}: valid: {len(config.sources)} source(s) "
         f"({', '.join(config.sources)}), {len(config.sinks)} sink(s) "
         f"({', '.join(f'{name} ({s.type})' for name, s in config.sinks.items())})"
     )

@@ -256,6 +256,38 @@ def test_stdout_template_checked(tmp_path: Path) -> None:
     assert "sinks.b: Value error, invalid template '{title'" in caught.value.problems[1]
 
 
+def test_check_config_takes_option_or_argument(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        "sources:\n  main:\n    api_url: http://127.0.0.1:8080\n"
+        f"sinks:\n  archive:\n    type: file\n    path: {tmp_path / 'a.ndjson'}\n"
+    )
+    expected = f"{config}: valid: 1 source(s) (main), 1 sink(s) (archive (file))\n"
+
+    def check(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tailer", "check-config", *arguments],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for arguments in ([str(config)], ["--config", str(config)]):
+        result = check(*arguments)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == expected
+
+    other = tmp_path / "other.yaml"
+    result = check(str(config), "--config", str(other))
+    assert result.returncode == 2
+    assert f"two config files given, {config} and {other}; give one" in result.stderr
+
+
 def test_check_config_from_environment_alone(tmp_path: Path) -> None:
     import os
     import subprocess
