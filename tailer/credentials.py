@@ -48,18 +48,19 @@ def _identity(status: os.stat_result) -> FileIdentity:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
-def _read_token_file(file: Path) -> tuple[str, FileIdentity]:
+def _read_token_file(file: Path, setting: str) -> tuple[str, FileIdentity]:
     """Read a token file; return its stripped content and the identity of what was read.
 
     The identity comes from the open file, so it describes the content even
-    when the path is swapped between the read and the check.
+    when the path is swapped between the read and the check. `setting` names
+    where the path was configured, for the error message.
     """
     try:
         with file.open("rb") as handle:
             identity = _identity(os.fstat(handle.fileno()))
             value = handle.read().decode("utf-8").strip()
     except FileNotFoundError:
-        raise ConfigError(f"token file {str(file)!r} not found; check --token-file") from None
+        raise ConfigError(f"token file {str(file)!r} not found; check {setting}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"token file {str(file)!r} cannot be read: {exc.__class__.__name__}"
@@ -74,6 +75,7 @@ class _FollowedFile:
     """The file a token was read from, and when it was last checked for a new token."""
 
     path: Path
+    setting: str
     identity: FileIdentity
     clock: Callable[[], float]
     checked_at: float
@@ -99,21 +101,27 @@ class Token:
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], *, clock: Callable[[], float] = time.monotonic
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        setting: str = "--token-file",
+        clock: Callable[[], float] = time.monotonic,
     ) -> Token:
         """Read the token from a file, and follow the file as it changes.
 
         Raises ConfigError when the file is missing, unreadable or empty. Logs
-        `file.permissions_too_open` when other users may read it. `clock` gives
-        the monotonic seconds that pace the checks for a new file.
+        `file.permissions_too_open` when other users may read it. `setting`
+        names the option or config field that gave the path, for messages.
+        `clock` gives the monotonic seconds that pace the checks for a new file.
         """
         file = Path(path)
-        value, identity = _read_token_file(file)
+        value, identity = _read_token_file(file, setting)
         warn_if_readable_by_others(file, "token file")
 
         token = cls(value, source=f"file {file}")
         token._file = _FollowedFile(
             path=file,
+            setting=setting,
             identity=identity,
             clock=clock,
             checked_at=clock(),
@@ -167,7 +175,7 @@ class Token:
 
     def _reload(self, file: _FollowedFile, reason: str) -> bool:
         try:
-            value, identity = _read_token_file(file.path)
+            value, identity = _read_token_file(file.path, file.setting)
         except ConfigError as exc:
             # In-place writers truncate before they write, so an empty or missing file
             # may be a moment in a rotation. The old token stays until the next check.

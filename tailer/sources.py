@@ -30,7 +30,7 @@ def build_source(
     """Build a following source; raise ConfigError when its token cannot be found."""
     env = os.environ if environ is None else environ
     if config.token_file is not None:
-        token = Token.from_file(config.token_file)
+        token = Token.from_file(config.token_file, setting=f"sources.{name}.token_file")
     else:
         value = env.get(config.token_env, "").strip()
         if not value:

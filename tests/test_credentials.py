@@ -134,6 +134,15 @@ def test_unusable_file_rejected(
     assert str(caught.value) == f"token file {str(path)!r} {problem}"
 
 
+def test_missing_file_names_config_field(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+
+    with pytest.raises(ConfigError) as caught:
+        Token.from_file(path, setting="sources.main.token_file")
+
+    assert str(caught.value) == f"token file {str(path)!r} not found; check sources.main.token_file"
+
+
 def test_from_env_strips_or_none() -> None:
     token = Token.from_env({"RUNTOOLS_API_KEY": f" {OLD_KEY}\n"})
 
@@ -198,9 +207,9 @@ def test_unchanged_file_not_read_again(
     reads: list[Path] = []
     real_read = tailer.credentials._read_token_file
 
-    def counting_read(file: Path) -> tuple[str, tailer.credentials.FileIdentity]:
+    def counting_read(file: Path, setting: str) -> tuple[str, tailer.credentials.FileIdentity]:
         reads.append(file)
-        return real_read(file)
+        return real_read(file, setting)
 
     monkeypatch.setattr(tailer.credentials, "_read_token_file", counting_read)
     for _ in range(5):
