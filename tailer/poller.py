@@ -181,7 +181,7 @@ class _Round:
 
 
 class _WindowTooWide(Exception):
-    """The first page of a backfill window showed it holds far more than the buffer."""
+    """The first page of a backfill window showed it contains far more than the buffer takes."""
 
     def __init__(self, width_ns: int) -> None:
         super().__init__(f"narrow the window to {width_ns} ns")
@@ -452,8 +452,8 @@ class Poller:
         `requests` has sent the query's first request. The next page is requested
         before this page's events are processed (see `PageReadahead`), so the
         API's response time overlaps the tailer's own work instead of adding to
-        it. With `check_width`, the walk raises _WindowTooWide after the first
-        page when that page shows the window holds far more events than the buffer.
+        it. With `check_width`, the walk raises _WindowTooWide after the first page
+        when that page shows the window contains far more events than the buffer takes.
         """
         recent_cursors: collections.Counter[str] = collections.Counter()
         empty_pages = 0
@@ -496,9 +496,9 @@ class Poller:
     def _accept_page(self, events: list[Any], buffer: WindowBuffer) -> None:
         """Add a page's new events to the buffer, dropping invalid, filtered, seen and old ones.
 
-        The loop handles the usual event, an object with a string id and a
-        string time in the API's format, inline; `_accept` handles the rest and
-        every event when local filters apply. Both decide alike.
+        The loop handles the usual event inline: an object with a string id and
+        a string time in the API's format. `_accept` handles the rest, and every
+        event when local filters apply. Both decide alike.
         """
         stats = self.statistics
         stats.received += len(events)
@@ -639,7 +639,7 @@ class Poller:
     def _narrower_width(self, buffer: WindowBuffer) -> int | None:
         """Return a width for the window being read when its first page shows it is too wide.
 
-        The buffer holds the first page's new events. When the API returns the
+        The buffer contains the first page's new events. When the API returns the
         window newest or oldest first, that page covers one end of it densely,
         and its events per ns predict the whole window. A newest-first window
         that overflows the buffer is read to its end and its newer part read
