@@ -37,6 +37,13 @@ class DeadLetter:
         self.failed_at = failed_at
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`: os.write may write less than asked, on a full disk for one."""
+    remaining = memoryview(data)
+    while remaining:
+        remaining = remaining[os.write(fd, remaining) :]
+
+
 class DeadLetterFile:
     """Appends dead-lettered batches to one NDJSON file and reads them back."""
 
@@ -61,7 +68,7 @@ class DeadLetterFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, lines)
+            _write_all(fd, lines)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -98,7 +105,7 @@ class DeadLetterFile:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             for letter in letters:
-                os.write(
+                _write_all(
                     fd,
                     orjson.dumps(
                         {

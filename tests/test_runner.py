@@ -278,3 +278,27 @@ async def test_stdout_sink_prints_encoded_payload_for_json_format() -> None:
 
     assert stream.getvalue() == payloads[0] + b"\n"
     assert stream.getvalue().startswith(b"CEF:0|RunTools|runtools-tail|")
+
+
+def test_dead_letters_survive_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from tailer import deadletters
+
+    # A regular file takes short writes only when the disk is full, which cannot
+    # be arranged here, so os.write is wrapped to write at most 100 bytes a call.
+    real_write = os.write
+    calls: list[int] = []
+
+    def short_write(fd: int, data: bytes | memoryview) -> int:
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:100]))
+
+    monkeypatch.setattr(os, "write", short_write)
+    events = [Event(f"act_{n}", n, {"id": f"act_{n}", "title": "x" * 150}) for n in range(3)]
+    letters = deadletters.DeadLetterFile(tmp_path / "dead.ndjson")
+
+    letters.write(Batch("out", events, [b""] * 3, 1, 3), "HTTP 400")
+
+    assert [letter.event["id"] for letter in letters.read()] == ["act_0", "act_1", "act_2"]
+    assert len(calls) > 3
