@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from tailer.event import Event
+from tailer.fileio import write_all
 from tailer.sinks.base import Batch
 
 __all__ = ["DeadLetter", "DeadLetterFile"]
@@ -35,13 +36,6 @@ class DeadLetter:
         self.batch = batch
         self.error = error
         self.failed_at = failed_at
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write all of `data`: os.write may write less than asked, on a full disk for one."""
-    remaining = memoryview(data)
-    while remaining:
-        remaining = remaining[os.write(fd, remaining) :]
 
 
 class DeadLetterFile:
@@ -68,7 +62,7 @@ class DeadLetterFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            _write_all(fd, lines)
+            write_all(fd, lines)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -105,7 +99,7 @@ class DeadLetterFile:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             for letter in letters:
-                _write_all(
+                write_all(
                     fd,
                     orjson.dumps(
                         {

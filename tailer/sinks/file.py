@@ -66,6 +66,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tailer.clock import Clock, SystemClock
+from tailer.fileio import write_all
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 
 __all__ = ["FileSink", "FileSinkConfig"]
@@ -436,7 +437,7 @@ class FileSink(Sink):
         temporary = self._marker_path.with_name(self._marker_path.name + ".tmp")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
         try:
-            _write_all(fd, record.model_dump_json().encode())
+            write_all(fd, record.model_dump_json().encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -504,7 +505,7 @@ class FileSink(Sink):
         fd = self._require_open()
         size = os.fstat(fd).st_size
         if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
-            _write_all(fd, b"\n")
+            write_all(fd, b"\n")
             size += 1
         self._confirmed_size = size
 
@@ -574,7 +575,7 @@ class FileSink(Sink):
 
     def _append(self, fd: int, data: bytes) -> None:
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
         except OSError:
             # Best effort: what remains is cut by the next send or open.
             with contextlib.suppress(OSError):
@@ -749,13 +750,6 @@ class FileSink(Sink):
 def _open_append(path: Path) -> int:
     # Read access too, for the head hash and the final-newline check.
     return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 def _fsync_directory(directory: Path) -> None:
