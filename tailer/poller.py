@@ -510,13 +510,13 @@ class Poller:
                 self._accept(raw, buffer, horizon)
             return
 
-        seen, held = self._seen.ids(), buffer.ids()
+        seen_ids, held_ids = self._seen.ids(), buffer.ids()
         duplicate = outside_window = 0
         for raw in events:
             if type(raw) is dict:
                 event_id = raw.get("id")
                 if type(event_id) is str and event_id:
-                    if event_id in seen or event_id in held:
+                    if event_id in seen_ids or event_id in held_ids:
                         duplicate += 1
                         continue
                     text = raw.get("createdAt")

@@ -84,8 +84,8 @@ class PageReadahead:
         """Request the page whose cursor ends `body`, before `body` is decoded.
 
         Runs inside the request task. Only the request the walk waits for may
-        ask early, so a wrong guess never starts a chain of its own. It asks
-        once, because a retried body finds the slot taken.
+        start an early request, so a wrong guess never starts a chain of its
+        own. It starts one at most, because a retried body finds the slot taken.
         """
         if self._early is not None or asyncio.current_task() is not self._pending:
             return

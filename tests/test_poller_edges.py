@@ -377,7 +377,7 @@ async def test_failed_delivery_cancels_next_window_request() -> None:
 
     async def handle(request: web.Request) -> web.Response:
         if deliveries:
-            await release.wait()  # holds the next window's first page until the test ends
+            await release.wait()  # delays the next window's first page until the test ends
         return await feed.handle(request)
 
     async def deliver(batch: list[Event]) -> None:
@@ -462,7 +462,7 @@ async def test_dense_window_narrowed_after_first_page() -> None:
 
 
 async def test_backfill_remembers_only_floor_overlap() -> None:
-    # One event a second up to half a second ago: the lateness window (60 s) holds
+    # One event a second up to half a second ago: the lateness window (60 s) contains
     # all of them, the 2 s below the final floor one or two.
     events = [event(n, 9.5 - n) for n in range(10)]
     feed = Feed(events)
