@@ -128,6 +128,11 @@ class SinkFilter(_Section):
             raise ValueError(f"unknown resource types {unknown}; allowed: {list(RESOURCE_TYPES)}")
         return value
 
+    @property
+    def admits_all(self) -> bool:
+        """True when no rule is set, so a caller need not read the event's fields."""
+        return self.min_severity is None and not self.event_types and not self.resource_types
+
     def admits(self, raw: Mapping[str, Any]) -> bool:
         """Tell whether an event passes. An unknown or missing severity passes a severity
         floor, because dropping an event whose importance is unknown could hide the one

@@ -45,15 +45,37 @@ class Event:
     """One activity record: its id, its time in ns since the epoch, and the raw JSON object.
 
     `raw` is the object exactly as the API sent it, unknown fields included, so
-    sinks receive every field. Events sort by (time, id), the delivery order.
+    sinks receive every field. Nothing may change it: an event read back from
+    the journal carries its stored JSON too, which `to_json` returns as it is,
+    and decodes `raw` only when something asks for it. Events sort by (time,
+    id), the delivery order.
     """
 
-    __slots__ = ("id", "raw", "time_ns")
+    __slots__ = ("_raw", "id", "json", "time_ns")
 
-    def __init__(self, event_id: str, time_ns: int, raw: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        event_id: str,
+        time_ns: int,
+        raw: dict[str, Any] | None,
+        *,
+        json: bytes | None = None,
+    ) -> None:
+        if raw is None and json is None:
+            raise TypeError("an event needs its raw object or its JSON")
         self.id = event_id
         self.time_ns = time_ns
-        self.raw = raw
+        self._raw = raw
+        # What orjson wrote for `raw`: one line, no line break inside.
+        self.json = json
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        raw = self._raw
+        if raw is None:
+            assert self.json is not None
+            raw = self._raw = orjson.loads(self.json)
+        return raw
 
     @property
     def sort_key(self) -> tuple[int, str]:
@@ -61,7 +83,9 @@ class Event:
 
     def to_json(self) -> bytes:
         """Serialise the raw event as one line of JSON, without a newline."""
-        return orjson.dumps(self.raw)
+        if self.json is not None:
+            return self.json
+        return orjson.dumps(self._raw)
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, time_ns={self.time_ns})"

@@ -149,6 +149,7 @@ class SinkRunner:
     async def _next_batch(self) -> None:
         """Collect one batch after the offset and settle it; return when nothing is pending."""
         limits = self.section.batch
+        admits = None if self.section.filter.admits_all else self.section.filter.admits
         entries: list[JournalEntry] = []
         payloads: list[bytes] = []
         size = 0
@@ -158,7 +159,7 @@ class SinkRunner:
             self._wakeup.clear()
             full = False
             for entry in self._journal.read(scanned, limits.max_events - len(entries)):
-                if not self.section.filter.admits(entry.event.raw):
+                if admits is not None and not admits(entry.event.raw):
                     scanned = entry.seq
                     self.statistics.filtered += 1
                     continue
@@ -207,11 +208,13 @@ class SinkRunner:
     ) -> None:
         """Send one batch until it is confirmed or dead-lettered, then commit the offset.
 
-        `entries` may include events the filter rejects (a batch rebuilt after a
-        restart); `payloads`, when given, are those of the admitted entries.
+        Without `payloads`, `entries` may include events the filter rejects (a
+        batch rebuilt after a restart). With them, `entries` are the admitted
+        events and `payloads` their encodings.
         """
-        admitted = [e for e in entries if self.section.filter.admits(e.event.raw)]
+        admitted = entries
         if payloads is None:
+            admitted = [e for e in entries if self.section.filter.admits(e.event.raw)]
             payloads = [self._encoder.encode(e.event) for e in admitted]
         batch = Batch(
             sink=self.name,
