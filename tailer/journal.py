@@ -5,8 +5,8 @@ sink has confirmed, because a crash would lose them. And a sink must not
 receive an event twice because the poller re-read it after a restart.
 
 The chosen way: one SQLite database in WAL mode. Each poller round is one
-transaction that inserts the round's new events, records their ids in the
-`seen` table (the dedupe window that survives restarts) and replaces the
+transaction that stores the round's new events, records their ids in the
+`seen_rounds` table (the dedupe window that survives restarts) and replaces the
 source's checkpoint. Either all of it is on disk or none of it, so after a
 `kill -9` the poller resumes exactly where the last committed round ended.
 Each sink's offset, the last sequence number it confirmed, is committed in its
@@ -14,55 +14,91 @@ own transaction, together with the sink's own state (a file sink's size) and
 cleared of the batch it had in flight. Events every sink has passed are
 deleted.
 
+Every event has its own sequence number, but events are stored in chunks: one
+row contains up to CHUNK_EVENTS consecutive events of one round, as their ids,
+their times and their JSON lines, and one `seen_rounds` row contains the ids
+of a round. With a row per event, SQLite was the daemon's largest cost; a chunk
+costs one insert. Readers get each event's stored JSON back unparsed, and
+parse it only when a filter or an encoding needs its fields. The dedupe check
+runs against a copy of each source's window in memory, loaded on first use.
+
 `synchronous=NORMAL` in WAL mode survives a process crash; a power loss may
 roll back the last commits, and then the poller state and the events roll back
 together, so the API is read again from there.
 
 NOTE: calls run on the event loop thread. Each is one short transaction
 (milliseconds for a page of events), which is cheaper than handing the
-connection to a thread for every call.
+connection to a thread for every call. What is not short, copying the
+write-ahead log into the database with its fsyncs, runs on a thread of its
+own (`_Checkpointer`); sqlite3 releases the GIL while it waits for the disk.
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from tailer.event import Event
 
-__all__ = ["SCHEMA_VERSION", "WAL_SIZE_LIMIT_BYTES", "Journal", "JournalEntry", "SinkCheckpoint"]
+__all__ = [
+    "CHUNK_EVENTS",
+    "SCHEMA_VERSION",
+    "WAL_SIZE_LIMIT_BYTES",
+    "Journal",
+    "JournalEntry",
+    "SinkCheckpoint",
+]
 
-SCHEMA_VERSION = 1
-# SQLite truncates its write-ahead log back to this size after each checkpoint.
+SCHEMA_VERSION = 2
+# Maximum events per chunk row, so a reader that needs a few of them never
+# parses many more.
+CHUNK_EVENTS = 1000
+# SQLite truncates its write-ahead log back to this size after each checkpoint,
+# and a log longer than this is checkpointed in the mode that rewinds it.
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+# The checkpoint thread runs after this many bytes of events were journaled,
+# and at least every CHECKPOINT_INTERVAL_SECS while anything was written.
+CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024
+CHECKPOINT_INTERVAL_SECS = 1.0
+# Should that thread stop working, the committing connection checkpoints by
+# itself once the log contains this many pages, so the log stays bounded.
+_FALLBACK_CHECKPOINT_PAGES = 16384
+
+_log = structlog.get_logger("tailer.journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE IF NOT EXISTS chunks (
+    last_seq INTEGER PRIMARY KEY,
+    first_seq INTEGER NOT NULL,
     source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    time_ns INTEGER NOT NULL,
-    raw BLOB NOT NULL
+    ids BLOB NOT NULL,     -- JSON array of the events' ids, first_seq first
+    times BLOB NOT NULL,   -- JSON array of their times, ns since the epoch
+    events BLOB NOT NULL   -- their JSON objects, one per line, joined by LF
 );
-CREATE TABLE IF NOT EXISTS seen (
+CREATE TABLE IF NOT EXISTS seen_rounds (
     source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    time_ns INTEGER NOT NULL,
-    PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS seen_by_time ON seen (source, time_ns);
+    newest_ns INTEGER NOT NULL,
+    ids BLOB NOT NULL,     -- JSON array of the ids one round journaled
+    times BLOB NOT NULL    -- JSON array of their times, ns since the epoch
+);
+CREATE INDEX IF NOT EXISTS seen_rounds_by_time ON seen_rounds (source, newest_ns);
 CREATE TABLE IF NOT EXISTS sources (
     name TEXT PRIMARY KEY,
     checkpoint BLOB NOT NULL,
-    updated_ns INTEGER NOT NULL
+    updated_ns INTEGER NOT NULL,
+    seen_since_ns INTEGER  -- ids older than this are forgotten; NULL keeps all
 );
 CREATE TABLE IF NOT EXISTS sinks (
     name TEXT PRIMARY KEY,
@@ -107,6 +143,9 @@ class Journal:
         self.directory = Path(directory)
         self.path = self.directory / self.FILE_NAME
         self._db: sqlite3.Connection | None = None
+        self._windows: dict[str, _SeenIds] = {}
+        self._last_chunk: _Chunk | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -118,28 +157,46 @@ class Journal:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+        db.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+        # Debian builds SQLite to zero every freed page, which for pruned chunks
+        # wrote their size again as zeros. FAST still clears deleted cells in
+        # table pages; freed overflow pages keep old bytes until reused, inside
+        # a file only the owner can read.
+        db.execute("PRAGMA secure_delete=FAST")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
-        with self._transaction(db):
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(SCHEMA_VERSION),),
-                )
-            elif int(row[0]) != SCHEMA_VERSION:
-                db.close()
-                raise RuntimeError(
-                    f"journal {self.path} has schema version {row[0]}, this version reads "
-                    f"{SCHEMA_VERSION}; move the state directory aside to start afresh"
-                )
+        try:
+            with self._transaction(db):
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                version = int(row[0]) if row is not None else None
+                if version == 1:
+                    _migrate_from_version_1(db)
+                elif version is not None and version != SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"journal {self.path} has schema version {version}, this version "
+                        f"reads {SCHEMA_VERSION}; move the state directory aside to start afresh"
+                    )
+                if version != SCHEMA_VERSION:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+        except BaseException:
+            db.close()
+            raise
         self._db = db
+        self._checkpointer = _Checkpointer(self.path)
 
     def close(self) -> None:
         """Close the database; closing twice is harmless."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._windows.clear()
+        self._last_chunk = None
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -167,29 +224,86 @@ class Journal:
         than `forget_before_ns` are dropped from the dedupe window.
         """
         db = self.db
-        added = 0
+        window = self._window(source)
+        fresh = window.unseen(events)
+        ids = [event.id for event in fresh]
+        times = [event.time_ns for event in fresh]
+        since_ns = window.since_ns
+        if forget_before_ns is not None and (since_ns is None or forget_before_ns > since_ns):
+            since_ns = forget_before_ns
         with self._transaction(db):
-            for event in events:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO seen (source, id, time_ns) VALUES (?, ?, ?)",
-                    (source, event.id, event.time_ns),
-                )
-                if cursor.rowcount == 0:
-                    continue
+            stored_bytes = self._store_chunks(db, source, fresh, ids, times) if fresh else 0
+            if fresh:
                 db.execute(
-                    "INSERT INTO events (source, id, time_ns, raw) VALUES (?, ?, ?, ?)",
-                    (source, event.id, event.time_ns, event.to_json()),
+                    "INSERT INTO seen_rounds (source, newest_ns, ids, times) VALUES (?, ?, ?, ?)",
+                    (source, max(times), orjson.dumps(ids), orjson.dumps(times)),
                 )
-                added += 1
             if forget_before_ns is not None:
                 db.execute(
-                    "DELETE FROM seen WHERE source = ? AND time_ns < ?", (source, forget_before_ns)
+                    "DELETE FROM seen_rounds WHERE source = ? AND newest_ns < ?",
+                    (source, since_ns),
                 )
             db.execute(
-                "INSERT OR REPLACE INTO sources (name, checkpoint, updated_ns) VALUES (?, ?, ?)",
-                (source, orjson.dumps(checkpoint), time.time_ns()),
+                "INSERT OR REPLACE INTO sources (name, checkpoint, updated_ns, seen_since_ns) "
+                "VALUES (?, ?, ?, ?)",
+                (source, orjson.dumps(checkpoint), time.time_ns(), since_ns),
             )
-        return added
+        if self._checkpointer is not None:
+            self._checkpointer.written(stored_bytes)
+        # Only now that the round is on disk does the window in memory change.
+        window.add(ids, times)
+        if since_ns is not None:
+            window.forget_before(since_ns)
+        return len(fresh)
+
+    def _store_chunks(
+        self,
+        db: sqlite3.Connection,
+        source: str,
+        events: list[Event],
+        ids: list[str],
+        times: list[int],
+    ) -> int:
+        """Store `events` as the next chunks; return the bytes of JSON they hold."""
+        newest = self.newest_seq()
+        stored_bytes = 0
+        for start in range(0, len(events), CHUNK_EVENTS):
+            stop = min(start + CHUNK_EVENTS, len(events))
+            lines = b"\n".join([event.to_json() for event in events[start:stop]])
+            db.execute(
+                "INSERT INTO chunks (last_seq, first_seq, source, ids, times, events) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    newest + stop,
+                    newest + start + 1,
+                    source,
+                    orjson.dumps(ids[start:stop]),
+                    orjson.dumps(times[start:stop]),
+                    lines,
+                ),
+            )
+            stored_bytes += len(lines)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('newest_seq', ?)",
+            (str(newest + len(events)),),
+        )
+        return stored_bytes
+
+    def _window(self, source: str) -> _SeenIds:
+        """Return the source's dedupe window, loading it from disk on first use."""
+        window = self._windows.get(source)
+        if window is None:
+            row = self.db.execute(
+                "SELECT seen_since_ns FROM sources WHERE name = ?", (source,)
+            ).fetchone()
+            window = _SeenIds(row[0] if row is not None else None)
+            rows = self.db.execute(
+                "SELECT ids, times FROM seen_rounds WHERE source = ? ORDER BY rowid", (source,)
+            )
+            for ids, times in rows:
+                window.add(orjson.loads(ids), orjson.loads(times))
+            self._windows[source] = window
+        return window
 
     def source_checkpoint(self, source: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT checkpoint FROM sources WHERE name = ?", (source,)).fetchone()
@@ -201,16 +315,17 @@ class Journal:
 
     def seen_ids(self, source: str) -> Iterator[tuple[str, int]]:
         """Yield the (id, time_ns) pairs of the source's dedupe window."""
-        yield from self.db.execute("SELECT id, time_ns FROM seen WHERE source = ?", (source,))
+        yield from self._window(source).pairs()
 
     def reset_source(self, source: str, checkpoint: dict[str, Any]) -> None:
         """Replace a source's checkpoint and forget its dedupe window, so it reads again."""
         with self._transaction(self.db):
-            self.db.execute("DELETE FROM seen WHERE source = ?", (source,))
+            self.db.execute("DELETE FROM seen_rounds WHERE source = ?", (source,))
             self.db.execute(
                 "INSERT OR REPLACE INTO sources (name, checkpoint, updated_ns) VALUES (?, ?, ?)",
                 (source, orjson.dumps(checkpoint), time.time_ns()),
             )
+        self._windows.pop(source, None)
 
     def source_names(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT name FROM sources ORDER BY name")]
@@ -226,7 +341,7 @@ class Journal:
                 (sink,),
             ).fetchone()
             if row is None:
-                newest = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
+                newest = self.newest_seq()
                 db.execute("INSERT INTO sinks (name, offset) VALUES (?, ?)", (sink, newest))
                 return SinkCheckpoint(newest, None, None)
         offset, state, first, last = row
@@ -284,29 +399,65 @@ class Journal:
         self, after_seq: int, limit: int, *, until_seq: int | None = None
     ) -> list[JournalEntry]:
         """Return up to `limit` entries with seq > `after_seq` (and <= `until_seq`), in order."""
-        query = "SELECT seq, source, id, time_ns, raw FROM events WHERE seq > ?"
-        params: list[int] = [after_seq]
+        last = after_seq + limit
         if until_seq is not None:
-            query += " AND seq <= ?"
-            params.append(until_seq)
-        query += " ORDER BY seq LIMIT ?"
-        params.append(limit)
-        return [
-            JournalEntry(seq, source, Event(event_id, time_ns, orjson.loads(raw)))
-            for seq, source, event_id, time_ns, raw in self.db.execute(query, params)
-        ]
+            last = min(last, until_seq)
+        entries: list[JournalEntry] = []
+        spans = self.db.execute(
+            "SELECT last_seq, first_seq FROM chunks WHERE last_seq > ? AND first_seq <= ? "
+            "ORDER BY last_seq",
+            (after_seq, last),
+        ).fetchall()
+        for chunk_last, first in spans:
+            chunk = self._chunk(chunk_last)
+            start = max(after_seq + 1 - first, 0)
+            stop = min(last, chunk_last) - first + 1
+            entries.extend(
+                map(
+                    JournalEntry,
+                    range(first + start, first + stop),
+                    repeat(chunk.source),
+                    chunk.events[start:stop],
+                )
+            )
+        return entries
+
+    def _chunk(self, last_seq: int) -> _Chunk:
+        """Return the chunk ending at `last_seq`, parsed; the last one parsed is kept.
+
+        Sinks read batches that start and end inside chunks, so the next read
+        usually begins in the chunk the previous one ended in.
+        """
+        chunk = self._last_chunk
+        if chunk is None or chunk.last_seq != last_seq:
+            source, ids, times, lines = self.db.execute(
+                "SELECT source, ids, times, events FROM chunks WHERE last_seq = ?", (last_seq,)
+            ).fetchone()
+            events = list(
+                map(_stored_event, orjson.loads(ids), orjson.loads(times), lines.split(b"\n"))
+            )
+            chunk = self._last_chunk = _Chunk(last_seq, source, events)
+        return chunk
 
     def newest_seq(self) -> int:
-        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-        return int(row[0]) if row else 0
+        """Return the sequence number of the newest event ever journaled, 0 before the first."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'newest_seq'").fetchone()
+        return int(row[0]) if row is not None else 0
 
     def backlog(self, offset: int) -> int:
         """Return how many journaled events lie after `offset`."""
-        row = self.db.execute("SELECT COUNT(*) FROM events WHERE seq > ?", (offset,)).fetchone()
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(last_seq - MAX(first_seq, ? + 1) + 1), 0) FROM chunks "
+            "WHERE last_seq > ?",
+            (offset, offset),
+        ).fetchone()
         return int(row[0])
 
     def prune(self, sinks: Iterable[str]) -> int:
-        """Delete events that every named sink has confirmed; return how many."""
+        """Delete events that every named sink has confirmed; return how many.
+
+        A chunk goes once all of its events are confirmed.
+        """
         names = list(sinks)
         if not names:
             return 0
@@ -317,19 +468,191 @@ class Journal:
         if row[1] != len(names):
             return 0  # a sink not registered yet has confirmed nothing
         with self._transaction(self.db):
-            cursor = self.db.execute("DELETE FROM events WHERE seq <= ?", (row[0],))
-        return cursor.rowcount
+            removed = self.db.execute(
+                "DELETE FROM chunks WHERE last_seq <= ? RETURNING last_seq - first_seq + 1",
+                (row[0],),
+            ).fetchall()
+        return sum(count for (count,) in removed)
 
     def used_bytes(self) -> int:
         """Return the bytes the database's live pages occupy.
 
         Deleted events free their pages at once, so this shrinks as sinks catch
-        up. The write-ahead log comes on top, kept under WAL_SIZE_LIMIT_BYTES.
+        up. The write-ahead log comes on top; the checkpoint thread rewinds it
+        once it grows past WAL_SIZE_LIMIT_BYTES.
         """
         page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
         return int((pages - free) * page_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    last_seq: int
+    source: str
+    events: list[Event]  # their `json` is set, `raw` is parsed when first read
+
+
+class _SeenIds:
+    """One source's dedupe window in memory, forgotten a whole stored round at a time.
+
+    An id is seen while its time is at or after `since_ns`. Ids older than that
+    stay in memory until every id of their round is older, so lookups compare
+    the time too.
+    """
+
+    def __init__(self, since_ns: int | None) -> None:
+        self.since_ns = since_ns
+        self._times: dict[str, int] = {}
+        # (newest time, tie-breaker, ids, times) of each round, oldest newest time first.
+        self._rounds: list[tuple[int, int, list[str], list[int]]] = []
+        self._added = 0
+
+    def unseen(self, events: Iterable[Event]) -> list[Event]:
+        """Return the events whose id is neither in the window nor earlier in `events`."""
+        times, since = self._times, self.since_ns
+        fresh: list[Event] = []
+        batch_ids: set[str] = set()
+        for event in events:
+            known = times.get(event.id)
+            if (known is not None and (since is None or known >= since)) or event.id in batch_ids:
+                continue
+            batch_ids.add(event.id)
+            fresh.append(event)
+        return fresh
+
+    def add(self, ids: list[str], times: list[int]) -> None:
+        if not ids:
+            return
+        self._times.update(zip(ids, times, strict=True))
+        self._added += 1
+        heapq.heappush(self._rounds, (max(times), self._added, ids, times))
+
+    def forget_before(self, horizon_ns: int) -> None:
+        self.since_ns = horizon_ns if self.since_ns is None else max(self.since_ns, horizon_ns)
+        while self._rounds and self._rounds[0][0] < self.since_ns:
+            _, _, ids, times = heapq.heappop(self._rounds)
+            for event_id, time_ns in zip(ids, times, strict=True):
+                # A forgotten id seen again belongs to a newer round now.
+                if self._times.get(event_id) == time_ns:
+                    del self._times[event_id]
+
+    def pairs(self) -> Iterator[tuple[str, int]]:
+        since = self.since_ns
+        for event_id, time_ns in self._times.items():
+            if since is None or time_ns >= since:
+                yield event_id, time_ns
+
+
+def _stored_event(event_id: str, time_ns: int, line: bytes) -> Event:
+    return Event(event_id, time_ns, None, json=line)
+
+
+def _migrate_from_version_1(db: sqlite3.Connection) -> None:
+    """Move the events and seen ids of a version 1 journal, one row each, into chunks."""
+    rows = db.execute("SELECT seq, source, id, time_ns, raw FROM events ORDER BY seq")
+    chunk: list[tuple[int, str, str, int, bytes]] = []
+
+    def store() -> None:
+        db.execute(
+            "INSERT INTO chunks (last_seq, first_seq, source, ids, times, events) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                chunk[-1][0],
+                chunk[0][0],
+                chunk[0][1],
+                orjson.dumps([row[2] for row in chunk]),
+                orjson.dumps([row[3] for row in chunk]),
+                # Version 1 stored what orjson wrote, which has no line break inside.
+                b"\n".join([row[4] for row in chunk]),
+            ),
+        )
+        chunk.clear()
+
+    for row in rows:
+        if chunk and (
+            row[0] != chunk[-1][0] + 1 or row[1] != chunk[0][1] or len(chunk) == CHUNK_EVENTS
+        ):
+            store()
+        chunk.append(row)
+    if chunk:
+        store()
+    db.execute("ALTER TABLE sources ADD COLUMN seen_since_ns INTEGER")
+    sources = [name for (name,) in db.execute("SELECT DISTINCT source FROM seen")]
+    for name in sources:
+        pairs = db.execute(
+            "SELECT id, time_ns FROM seen WHERE source = ? ORDER BY time_ns", (name,)
+        ).fetchall()
+        db.execute(
+            "INSERT INTO seen_rounds (source, newest_ns, ids, times) VALUES (?, ?, ?, ?)",
+            (
+                name,
+                pairs[-1][1],
+                orjson.dumps([pair[0] for pair in pairs]),
+                orjson.dumps([pair[1] for pair in pairs]),
+            ),
+        )
+    db.execute("DROP TABLE seen")
+    sequence = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    db.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('newest_seq', ?)",
+        (str(sequence[0] if sequence else 0),),
+    )
+    db.execute("DROP TABLE events")
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database, on its own thread and connection.
+
+    Run inside a commit, as SQLite does by default, a checkpoint made that
+    commit wait for the database file to be written and synced. Here the
+    committing thread only appends to the log. A passive checkpoint does not
+    wait for writers (see SQLite's sqlite3_wal_checkpoint_v2), and the log
+    restarts from its beginning at the first commit after a checkpoint that
+    copied all of it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._pending_bytes = 0
+        self._thread = threading.Thread(target=self._run, name="journal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def written(self, size: int) -> None:
+        """Count `size` bytes of events committed; past the threshold, checkpoint now."""
+        self._pending_bytes += size
+        if self._pending_bytes >= CHECKPOINT_AFTER_BYTES:
+            self._pending_bytes = 0
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            while not self._stopping:
+                self._wake.wait(CHECKPOINT_INTERVAL_SECS)
+                self._wake.clear()
+                try:
+                    _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames * page_size > WAL_SIZE_LIMIT_BYTES:
+                        # Under a steady stream of commits a passive checkpoint never
+                        # finds the log fully copied, so the log never rewinds. This
+                        # one waits for the writer and makes the next commit rewind it.
+                        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                except sqlite3.Error as exc:
+                    # The committing connection takes over once the log is long.
+                    _log.warning("journal.checkpoint_failed", error=str(exc))
+        finally:
+            db.close()
 
 
 class _Transaction:

@@ -1,11 +1,16 @@
+import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tailer.event import Event
-from tailer.journal import Journal, SinkCheckpoint
+from tailer.journal import CHECKPOINT_INTERVAL_SECS, CHUNK_EVENTS, Journal, SinkCheckpoint
 
 
 def event(number: int, time_ns: int | None = None) -> Event:
@@ -108,7 +113,8 @@ def test_offset_state_and_pending_batch(journal: Journal) -> None:
 def test_prune_keeps_what_any_sink_still_needs(journal: Journal) -> None:
     journal.register_sink("fast")
     journal.register_sink("slow")
-    journal.append("main", [event(n) for n in range(1, 6)], checkpoint(5))
+    journal.append("main", [event(1), event(2)], checkpoint(2))
+    journal.append("main", [event(n) for n in range(3, 6)], checkpoint(5))
     journal.commit_offset("fast", 5, None)
     journal.commit_offset("slow", 2, None)
 
@@ -116,6 +122,19 @@ def test_prune_keeps_what_any_sink_still_needs(journal: Journal) -> None:
     assert [e.seq for e in journal.read(0, 10)] == [3, 4, 5]
     assert journal.prune(["fast", "slow", "unregistered"]) == 0
     assert journal.newest_seq() == 5
+
+
+def test_prune_keeps_a_chunk_until_all_of_it_is_confirmed(journal: Journal) -> None:
+    journal.register_sink("only")
+    journal.append("main", [event(n) for n in range(1, 6)], checkpoint(5))
+    journal.commit_offset("only", 4, None)
+
+    assert journal.prune(["only"]) == 0
+    assert [e.seq for e in journal.read(4, 10)] == [5]
+    assert journal.backlog(4) == 1
+    journal.commit_offset("only", 5, None)
+    assert journal.prune(["only"]) == 5
+    assert journal.backlog(0) == 0
 
 
 def test_sequence_numbers_never_reused_after_prune(journal: Journal) -> None:
@@ -175,3 +194,175 @@ def test_statuses(journal: Journal) -> None:
     assert journal.statuses() == {"paused": "journal full; held back by sink slow"}
     journal.set_status("paused", None)
     assert journal.statuses() == {}
+
+
+def test_a_round_larger_than_a_chunk_is_split(journal: Journal) -> None:
+    count = CHUNK_EVENTS * 2 + 3
+    journal.append("main", [event(n) for n in range(1, count + 1)], checkpoint(count))
+
+    rows = journal.db.execute("SELECT first_seq, last_seq FROM chunks ORDER BY last_seq")
+    assert rows.fetchall() == [
+        (1, CHUNK_EVENTS),
+        (CHUNK_EVENTS + 1, 2 * CHUNK_EVENTS),
+        (2 * CHUNK_EVENTS + 1, count),
+    ]
+    entries = journal.read(CHUNK_EVENTS - 2, 5)
+    assert [(e.seq, e.event.id) for e in entries] == [
+        (n, f"evt-{n:04d}") for n in range(CHUNK_EVENTS - 1, CHUNK_EVENTS + 4)
+    ]
+    assert journal.backlog(CHUNK_EVENTS - 2) == count - CHUNK_EVENTS + 2
+
+
+def test_read_returns_the_stored_line_and_parses_it_on_demand(journal: Journal) -> None:
+    raw = {"id": "evt-0001", "text": "line\nbreak", "unknown": {"nested": [1, 2.5, None]}}
+    journal.append("main", [Event("evt-0001", 7, raw)], checkpoint(7))
+
+    (entry,) = journal.read(0, 10)
+    assert (
+        entry.event.json
+        == b'{"id":"evt-0001","text":"line\\nbreak","unknown":{"nested":[1,2.5,null]}}'
+    )
+    assert entry.event.to_json() == entry.event.json
+    assert entry.event.raw == raw
+    assert (entry.event.id, entry.event.time_ns) == ("evt-0001", 7)
+
+
+def test_duplicates_within_one_round_are_journaled_once(journal: Journal) -> None:
+    added = journal.append("main", [event(1), event(2), event(1)], checkpoint(2))
+
+    assert added == 2
+    assert [e.event.id for e in journal.read(0, 10)] == ["evt-0001", "evt-0002"]
+
+
+def test_forgotten_ids_are_dropped_by_event_time_not_by_round(tmp_path: Path) -> None:
+    first = Journal(tmp_path)
+    first.open()
+    first.append("main", [event(1, time_ns=100), event(2, time_ns=300)], checkpoint(2))
+    first.append("main", [event(3, time_ns=200)], checkpoint(3), forget_before_ns=250)
+
+    assert sorted(first.seen_ids("main")) == [("evt-0002", 300)]
+    # A forgotten id may be journaled again; a remembered one may not.
+    assert first.append("main", [event(1, time_ns=100), event(2, time_ns=300)], checkpoint(3)) == 1
+    first.close()
+
+    second = Journal(tmp_path)
+    second.open()
+    assert sorted(second.seen_ids("main")) == [("evt-0002", 300)]
+    assert [e.event.id for e in second.read(0, 10)] == [
+        "evt-0001",
+        "evt-0002",
+        "evt-0003",
+        "evt-0001",
+    ]
+    second.close()
+
+
+def test_opens_a_version_1_journal_and_keeps_its_events(tmp_path: Path) -> None:
+    path = tmp_path / Journal.FILE_NAME
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, id TEXT NOT NULL,
+            time_ns INTEGER NOT NULL, raw BLOB NOT NULL);
+        CREATE TABLE seen (
+            source TEXT NOT NULL, id TEXT NOT NULL, time_ns INTEGER NOT NULL,
+            PRIMARY KEY (source, id)) WITHOUT ROWID;
+        CREATE INDEX seen_by_time ON seen (source, time_ns);
+        CREATE TABLE sources (
+            name TEXT PRIMARY KEY, checkpoint BLOB NOT NULL, updated_ns INTEGER NOT NULL);
+        CREATE TABLE sinks (
+            name TEXT PRIMARY KEY, offset INTEGER NOT NULL, state BLOB,
+            pending_first INTEGER, pending_last INTEGER);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        INSERT INTO sources VALUES ('a', '{"floor_ns": 9}', 1);
+        INSERT INTO sinks VALUES ('file', 1, '{"size": 10}', 2, 3);
+        """
+    )
+    rows = [(1, "a", "e1", 10), (2, "a", "e2", 20), (3, "b", "e3", 30), (4, "a", "e4", 40)]
+    for seq, source, event_id, time_ns in rows:
+        old.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            (seq, source, event_id, time_ns, orjson.dumps({"id": event_id, "v": seq})),
+        )
+        old.execute("INSERT INTO seen VALUES (?, ?, ?)", (source, event_id, time_ns))
+    old.execute("DELETE FROM events WHERE seq = 1")  # pruned before the upgrade
+    old.commit()
+    old.close()
+
+    journal = Journal(tmp_path)
+    journal.open()
+    assert [(e.seq, e.source, e.event.raw) for e in journal.read(0, 10)] == [
+        (2, "a", {"id": "e2", "v": 2}),
+        (3, "b", {"id": "e3", "v": 3}),
+        (4, "a", {"id": "e4", "v": 4}),
+    ]
+    assert journal.newest_seq() == 4
+    assert journal.register_sink("file") == SinkCheckpoint(1, {"size": 10}, (2, 3))
+    assert journal.source_checkpoint("a") == {"floor_ns": 9}
+    assert sorted(journal.seen_ids("a")) == [("e1", 10), ("e2", 20), ("e4", 40)]
+    assert journal.append("a", [Event("e4", 40, {"id": "e4"}), event(5)], checkpoint(5)) == 1
+    assert [e.seq for e in journal.read(4, 10)] == [5]
+    journal.close()
+
+
+def test_refuses_a_newer_schema_and_names_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / Journal.FILE_NAME
+    newer = sqlite3.connect(path)
+    newer.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    newer.execute("INSERT INTO meta VALUES ('schema_version', '99')")
+    newer.commit()
+    newer.close()
+
+    journal = Journal(tmp_path)
+    with pytest.raises(RuntimeError, match="schema version 99, this version reads 2; move"):
+        journal.open()
+    journal.close()
+
+
+def test_a_checkpoint_empties_the_write_ahead_log(journal: Journal) -> None:
+    big = [Event(f"e{n}", n, {"id": f"e{n}", "pad": "x" * 1000}) for n in range(6000)]
+    journal.append("main", big, checkpoint(6000))
+    wal = journal.path.with_name(journal.path.name + "-wal")
+    assert wal.stat().st_size > 6000 * 1000
+
+    # The checkpoint thread runs within CHECKPOINT_INTERVAL_SECS; wait for the
+    # database file to hold the events, then for the log to restart.
+    deadline = time.monotonic() + 10 * CHECKPOINT_INTERVAL_SECS
+    while journal.path.stat().st_size < 6000 * 1000:
+        assert time.monotonic() < deadline, "no checkpoint copied the log into the database"
+        time.sleep(0.01)
+    journal.set_status("probe", "x")  # the first commit after a full checkpoint rewinds the log
+    frames = journal.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    assert frames[1] < 10, f"the log still holds {frames[1]} frames"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rounds=st.lists(st.integers(min_value=0, max_value=30), min_size=1, max_size=12),
+    after=st.integers(min_value=0, max_value=200),
+    limit=st.integers(min_value=1, max_value=60),
+    until=st.one_of(st.none(), st.integers(min_value=0, max_value=200)),
+)
+def test_read_matches_one_row_per_event(
+    tmp_path_factory: pytest.TempPathFactory,
+    rounds: list[int],
+    after: int,
+    limit: int,
+    until: int | None,
+) -> None:
+    journal = Journal(tmp_path_factory.mktemp("state"))
+    journal.open()
+    number = 0
+    for size in rounds:
+        events = [event(n) for n in range(number + 1, number + size + 1)]
+        journal.append("main", events, checkpoint(number + size))
+        number += size
+
+    last = min(number, after + limit, until if until is not None else number)
+    expected = [(n, f"evt-{n:04d}") for n in range(after + 1, last + 1)]
+    entries = journal.read(after, limit, until_seq=until)
+    assert [(e.seq, e.event.id) for e in entries] == expected
+    assert journal.backlog(after) == max(number - after, 0)
+    journal.close()
