@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import KeysView
+from collections.abc import KeysView, Sequence
 
 __all__ = ["DedupeWindow"]
 
@@ -14,11 +14,14 @@ class DedupeWindow:
     The poller prunes ids older than the oldest time its next query can
     return, so the window holds about (lateness window x event rate) ids
     however long the tailer runs.
+
+    Ids are added in runs sorted by time, one per delivered round, so pruning
+    walks each run from its oldest id instead of keeping a heap entry per id.
     """
 
     def __init__(self) -> None:
         self._times: dict[str, int] = {}
-        self._by_time: list[tuple[int, str]] = []
+        self._runs: list[_Run] = []  # a heap ordered by each run's oldest remaining id
 
     def __contains__(self, event_id: object) -> bool:
         return event_id in self._times
@@ -31,16 +34,55 @@ class DedupeWindow:
         return self._times.keys()
 
     def add(self, event_id: str, time_ns: int) -> None:
-        if event_id in self._times:
-            return
-        self._times[event_id] = time_ns
-        heapq.heappush(self._by_time, (time_ns, event_id))
+        self.add_sorted([event_id], [time_ns])
+
+    def add_sorted(self, ids: Sequence[str], times: Sequence[int]) -> None:
+        """Remember `ids` with their `times`, which must be in ascending order.
+
+        An id already remembered keeps its first time.
+        """
+        known = self._times
+        run = _Run()
+        for event_id, time_ns in zip(ids, times, strict=True):
+            if event_id not in known:
+                known[event_id] = time_ns
+                run.ids.append(event_id)
+                run.times.append(time_ns)
+        if run.ids:
+            heapq.heappush(self._runs, run)
 
     def prune(self, horizon_ns: int) -> int:
         """Forget ids whose event time is before `horizon_ns`; return how many were removed."""
         removed = 0
-        while self._by_time and self._by_time[0][0] < horizon_ns:
-            _, event_id = heapq.heappop(self._by_time)
-            del self._times[event_id]
-            removed += 1
+        runs = self._runs
+        while runs and runs[0].oldest_ns < horizon_ns:
+            run = runs[0]
+            ids, times, index = run.ids, run.times, run.index
+            while index < len(ids) and times[index] < horizon_ns:
+                del self._times[ids[index]]
+                index += 1
+            removed += index - run.index
+            run.index = index
+            if index == len(ids):
+                heapq.heappop(runs)
+            else:
+                heapq.heapreplace(runs, run)  # the run's oldest remaining id is newer now
         return removed
+
+
+class _Run:
+    """Ids added together, in ascending time, and the index of the oldest one not pruned."""
+
+    __slots__ = ("ids", "index", "times")
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.times: list[int] = []
+        self.index = 0
+
+    @property
+    def oldest_ns(self) -> int:
+        return self.times[self.index]
+
+    def __lt__(self, other: _Run) -> bool:
+        return self.oldest_ns < other.oldest_ns

@@ -36,6 +36,7 @@ import collections
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -213,8 +214,8 @@ class Poller:
         self._variants = settings.filters.query_variants()
         self._local_filters = settings.filters.local_filters()
         self._seen = DedupeWindow()
-        for event_id, time_ns in seen:
-            self._seen.add(event_id, time_ns)
+        remembered = sorted(seen, key=itemgetter(1))
+        self._seen.add_sorted([pair[0] for pair in remembered], [pair[1] for pair in remembered])
         self._reported_invalid: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._server_time: tuple[int, float] | None = None  # (server ns, local monotonic)
 
@@ -624,9 +625,8 @@ class Poller:
         # Only ids a later query can return again need remembering; in a backfill
         # that is a few seconds' worth, not the whole window.
         horizon = self._horizon_ns()
-        for event in events:
-            if event.time_ns >= horizon:
-                self._seen.add(event.id, event.time_ns)
+        kept = [event for event in events if event.time_ns >= horizon]
+        self._seen.add_sorted([event.id for event in kept], [event.time_ns for event in kept])
         self._seen.prune(horizon)
         _log.debug(
             "poll.completed",
