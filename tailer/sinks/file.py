@@ -512,17 +512,21 @@ class FileSink(Sink):
     # -- sending ---------------------------------------------------------------
 
     def _encode_lines(self, batch: Batch) -> bytes:
-        for event, payload in zip(batch.events, batch.payloads, strict=True):
-            if b"\n" in payload:
-                raise SinkError(
-                    f"event {event.id} is encoded with a newline inside, which would split it "
-                    f"across two lines of {self._path}. The file sink needs an encoding "
-                    f"without raw newlines, such as JSON.",
-                    retriable=False,
-                )
         if not batch.payloads:
             return b""
-        return b"\n".join(batch.payloads) + b"\n"
+        data = b"\n".join(batch.payloads) + b"\n"
+        # One count over the joined lines finds a payload with a newline inside
+        # at a fraction of the cost of a search per payload.
+        if data.count(b"\n") != len(batch.payloads):
+            for event, payload in zip(batch.events, batch.payloads, strict=True):
+                if b"\n" in payload:
+                    raise SinkError(
+                        f"event {event.id} is encoded with a newline inside, which would split "
+                        f"it across two lines of {self._path}. The file sink needs an encoding "
+                        f"without raw newlines, such as JSON.",
+                        retriable=False,
+                    )
+        return data
 
     def _prepare(self, batch: Batch, size: int) -> tuple[int, int]:
         """Bring the file to its confirmed state and rotate if due.
