@@ -93,7 +93,7 @@ class Daemon:
         }
         self._lock.acquire()
         try:
-            self.journal.open()
+            self.journal.open(upgrade=True)
             try:
                 await self._run(sources)
             finally:
@@ -251,24 +251,31 @@ class Daemon:
             self.journal.prune(self.runners)
             if self.journal.used_bytes() <= cap:
                 break
-            if self.paused_by is None:
-                offsets = {name: r.offset for name, r in self.runners.items()}
-                self.paused_by = min(offsets, key=offsets.__getitem__)
-                self.journal.set_status(
-                    "paused", f"journal full; held back by sink {self.paused_by}"
-                )
-                _log.warning(
-                    "journal.full",
-                    source=source,
-                    sink=self.paused_by,
-                    used_bytes=self.journal.used_bytes(),
-                    max_journal_bytes=cap,
-                )
+            # The sinks at the lowest offset change as they progress, so the
+            # status names them again on every check.
+            slowest = self._slowest_sinks()
+            held_by = f"sink {slowest[0]}" if len(slowest) == 1 else f"sinks {', '.join(slowest)}"
+            if held_by != self.paused_by:
+                self.journal.set_status("paused", f"journal full; held back by {held_by}")
+                if self.paused_by is None:
+                    _log.warning(
+                        "journal.full",
+                        source=source,
+                        sinks=slowest,
+                        used_bytes=self.journal.used_bytes(),
+                        max_journal_bytes=cap,
+                    )
+                self.paused_by = held_by
             await asyncio.sleep(CAP_CHECK_INTERVAL_SECS)
         if self.paused_by is not None:
             _log.info("journal.resumed", source=source)
             self.paused_by = None
             self.journal.set_status("paused", None)
+
+    def _slowest_sinks(self) -> list[str]:
+        """Return the names of the sinks at the lowest offset, in name order."""
+        lowest = min(runner.offset for runner in self.runners.values())
+        return sorted(name for name, runner in self.runners.items() if runner.offset == lowest)
 
     async def _prune_forever(self) -> None:
         while True:

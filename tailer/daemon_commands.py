@@ -133,6 +133,7 @@ def _state_report(journal: Journal, config: DaemonConfig) -> dict[str, Any]:
         "sinks": sinks,
         "newest_seq": journal.newest_seq(),
         "journal_bytes": journal.used_bytes(),
+        "journal_file_bytes": journal.file_bytes(),
         "status": journal.statuses(),
     }
 
@@ -151,7 +152,10 @@ def _print_state(report: dict[str, Any]) -> None:
             print(f"  {name}: not started yet")
         else:
             print(f"  {name}: offset {sink['offset']}, backlog {sink['backlog']} event(s)")
-    print(f"journal: newest seq {report['newest_seq']}, {report['journal_bytes']} bytes")
+    print(
+        f"journal: newest seq {report['newest_seq']}, {report['journal_bytes']} bytes live, "
+        f"{report['journal_file_bytes']} bytes on disk"
+    )
     for key, value in report["status"].items():
         print(f"status: {key}: {value}")
 
@@ -184,7 +188,10 @@ def _state(argv: Sequence[str]) -> ExitCode:
         )
 
     if args.action == "show":
-        journal.open()
+        try:
+            journal.open()
+        except ConfigError as exc:
+            return _report(exc.problems, parser.prog)
         try:
             report = _state_report(journal, config)
         finally:
@@ -210,7 +217,7 @@ def _state(argv: Sequence[str]) -> ExitCode:
     except ConfigError as exc:
         return _report(exc.problems, parser.prog)
     try:
-        journal.open()
+        journal.open(upgrade=True)
         journal.reset_source(
             args.source, SourceCheckpoint(since_ns, since_ns, None, MIN_WIDTH_NS).to_dict()
         )
@@ -232,7 +239,7 @@ async def _replay(config: DaemonConfig, sink_name: str) -> tuple[int, int]:
     letters_file = DeadLetterFile(section.dead_letter_path)  # type: ignore[arg-type]
     letters = list(letters_file.read())
     journal = Journal(config.state_dir)
-    journal.open()
+    journal.open(upgrade=True)
     delivered = 0
     remaining = []
     try:

@@ -16,8 +16,8 @@ deleted.
 
 Every event has its own sequence number, but events are stored in chunks: one
 row contains up to CHUNK_EVENTS consecutive events of one round, as their ids,
-their times and their JSON lines, and one `seen_rounds` row contains the ids
-of a round. With a row per event, SQLite was the daemon's largest cost; a chunk
+their times and their JSON lines. One `seen_rounds` row contains the ids of a
+round. With a row per event, SQLite was the daemon's largest cost; a chunk
 costs one insert. Readers get each event's stored JSON back unparsed, and
 parse it only when a filter or an encoding needs its fields. The dedupe check
 runs against a copy of each source's window in memory, loaded on first use.
@@ -35,6 +35,7 @@ own (`_Checkpointer`); sqlite3 releases the GIL while it waits for the disk.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
 import sqlite3
@@ -49,6 +50,7 @@ from typing import Any
 import orjson
 import structlog
 
+from tailer.errors import ConfigError
 from tailer.event import Event
 
 __all__ = [
@@ -98,7 +100,7 @@ CREATE TABLE IF NOT EXISTS sources (
     name TEXT PRIMARY KEY,
     checkpoint BLOB NOT NULL,
     updated_ns INTEGER NOT NULL,
-    seen_since_ns INTEGER  -- ids older than this are forgotten; NULL keeps all
+    seen_since_ns INTEGER  -- ids older than this are forgotten, NULL keeps all
 );
 CREATE TABLE IF NOT EXISTS sinks (
     name TEXT PRIMARY KEY,
@@ -149,33 +151,45 @@ class Journal:
 
     # -- lifecycle ---------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self, *, upgrade: bool = False) -> None:
+        """Open the database, creating it when missing.
+
+        A journal in an older format is converted only with `upgrade`, which a
+        caller passes while it holds the state directory's lock: a daemon of an
+        older version may still be using the journal otherwise. Raises
+        ConfigError for a format this version cannot use.
+        """
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The WAL and shared-memory files inherit the main file's permissions.
         _create_private(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
-        db.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
-        # Debian builds SQLite to zero every freed page, which for pruned chunks
-        # wrote their size again as zeros. FAST still clears deleted cells in
-        # table pages; freed overflow pages keep old bytes until reused, inside
-        # a file only the owner can read.
-        db.execute("PRAGMA secure_delete=FAST")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(_SCHEMA)
         try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
+            db.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+            # Debian builds SQLite to zero every freed page, which for pruned chunks
+            # wrote their size again as zeros. FAST still clears deleted cells in
+            # table pages; freed overflow pages keep old bytes until reused, inside
+            # a file only the owner can read.
+            db.execute("PRAGMA secure_delete=FAST")
+            db.execute("PRAGMA foreign_keys=ON")
             with self._transaction(db):
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                version = int(row[0]) if row is not None else None
-                if version == 1:
-                    _migrate_from_version_1(db)
-                elif version is not None and version != SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"journal {self.path} has schema version {version}, this version "
-                        f"reads {SCHEMA_VERSION}; move the state directory aside to start afresh"
+                version = _schema_version(db)
+                if version == 1 and upgrade:
+                    started = time.monotonic()
+                    events = _migrate_from_version_1(db)
+                    _log.info(
+                        "journal.upgraded",
+                        path=str(self.path),
+                        from_version=1,
+                        to_version=SCHEMA_VERSION,
+                        events=events,
+                        seconds=round(time.monotonic() - started, 3),
                     )
+                elif version is not None and version != SCHEMA_VERSION:
+                    raise ConfigError(self._format_problem(version))
+                _create_tables(db)
                 if version != SCHEMA_VERSION:
                     db.execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -186,6 +200,19 @@ class Journal:
             raise
         self._db = db
         self._checkpointer = _Checkpointer(self.path)
+
+    def _format_problem(self, version: int) -> str:
+        if version < SCHEMA_VERSION:
+            return (
+                f"journal {self.path} is in format version {version}, which "
+                f"`runtools-tail run` of this version converts to version {SCHEMA_VERSION} when "
+                "it starts; stop the daemon of the older version first"
+            )
+        return (
+            f"journal {self.path} is in format version {version}, and this version of "
+            f"runtools-tail reads version {SCHEMA_VERSION}; run the newer version that wrote "
+            "it, or move the state directory aside to start afresh"
+        )
 
     def close(self) -> None:
         """Close the database; closing twice is harmless."""
@@ -474,6 +501,18 @@ class Journal:
             ).fetchall()
         return sum(count for (count,) in removed)
 
+    def file_bytes(self) -> int:
+        """Return the size of the database and write-ahead log files on disk.
+
+        SQLite keeps the pages that pruning frees and reuses them, so this stays
+        near the largest the journal has been, while `used_bytes` shrinks.
+        """
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
+
     def used_bytes(self) -> int:
         """Return the bytes the database's live pages occupy.
 
@@ -505,7 +544,7 @@ class _SeenIds:
     def __init__(self, since_ns: int | None) -> None:
         self.since_ns = since_ns
         self._times: dict[str, int] = {}
-        # (newest time, tie-breaker, ids, times) of each round, oldest newest time first.
+        # (newest time, tie-breaker, ids, times) of each round, as a heap by newest time.
         self._rounds: list[tuple[int, int, list[str], list[int]]] = []
         self._added = 0
 
@@ -545,12 +584,33 @@ class _SeenIds:
                 yield event_id, time_ns
 
 
+def _schema_version(db: sqlite3.Connection) -> int | None:
+    """Return the journal's format version, None for a new database."""
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row is not None else None
+
+
+def _create_tables(db: sqlite3.Connection) -> None:
+    """Create what is missing of the schema, inside the caller's transaction."""
+    # executescript() would commit the caller's transaction first.
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _stored_event(event_id: str, time_ns: int, line: bytes) -> Event:
     return Event(event_id, time_ns, None, json=line)
 
 
-def _migrate_from_version_1(db: sqlite3.Connection) -> None:
-    """Move the events and seen ids of a version 1 journal, one row each, into chunks."""
+def _migrate_from_version_1(db: sqlite3.Connection) -> int:
+    """Move the events and seen ids of a version 1 journal, one row each, into chunks.
+
+    Return how many events were moved.
+    """
+    _create_tables(db)
+    moved = 0
     rows = db.execute("SELECT seq, source, id, time_ns, raw FROM events ORDER BY seq")
     chunk: list[tuple[int, str, str, int, bytes]] = []
 
@@ -571,6 +631,7 @@ def _migrate_from_version_1(db: sqlite3.Connection) -> None:
         chunk.clear()
 
     for row in rows:
+        moved += 1
         if chunk and (
             row[0] != chunk[-1][0] + 1 or row[1] != chunk[0][1] or len(chunk) == CHUNK_EVENTS
         ):
@@ -600,6 +661,7 @@ def _migrate_from_version_1(db: sqlite3.Connection) -> None:
         (str(sequence[0] if sequence else 0),),
     )
     db.execute("DROP TABLE events")
+    return moved
 
 
 class _Checkpointer:

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from aiohttp import web
 from localservers import KEY, ReceiverThread, SimulatorProcess
+from oldjournal import schema_version, write_version_1_journal
 
 
 class Receiver:
@@ -157,9 +158,11 @@ def test_sigterm_commits_and_state_show_reports(
     assert report["sinks"]["hook"]["offset"] == len(receiver.received)
     assert report["sources"]["main"]["high_water"] is not None
 
+    assert 0 < report["journal_bytes"] <= report["journal_file_bytes"]
     text = command("state", "show", "--config", str(config))
     assert "hook: offset" in text.stdout
     assert "backlog 0 event(s)" in text.stdout
+    assert f"{report['journal_file_bytes']} bytes on disk" in text.stdout
 
 
 @pytest.mark.timeout(120)
@@ -222,7 +225,9 @@ def test_dead_letters_replayed(simulator: str, receiver: Receiver, tmp_path: Pat
 @pytest.mark.timeout(120)
 def test_full_journal_pauses_polling(simulator: str, receiver: Receiver, tmp_path: Path) -> None:
     receiver.status = 503
+    # The file sink keeps up, so only the webhook may be named as holding polling back.
     sinks = (
+        f"  archive:\n    type: file\n    path: {tmp_path / 'archive.ndjson'}\n"
         f"  hook:\n    type: webhook\n    url: {receiver.url}\n"
         "    retry: {initial_backoff_secs: 0.05, max_backoff_secs: 0.1}\n"
     )
@@ -241,12 +246,16 @@ def test_full_journal_pauses_polling(simulator: str, receiver: Receiver, tmp_pat
             pass
     daemon = start(config, log)
     wait_for(lambda: any(e["event"] == "journal.full" for e in log_events(log)), 60, "the pause")
-    shown = command("state", "show", "--config", str(config))
+    held_back = "status: paused: journal full; held back by sink hook\n"
+    wait_for(
+        lambda: held_back in command("state", "show", "--config", str(config)).stdout,
+        30,
+        "the status to name the webhook alone",
+    )
 
-    assert "status: paused: journal full; held back by sink hook" in shown.stdout
     full = [e for e in log_events(log) if e["event"] == "journal.full"]
     assert len(full) == 1
-    assert full[0]["sink"] == "hook"
+    assert "hook" in full[0]["sinks"]  # type: ignore[operator]
 
     receiver.status = 204
     wait_for(
@@ -272,3 +281,59 @@ def test_config_readable_by_others_warned(simulator: str, tmp_path: Path) -> Non
     assert len(warnings) == 1
     assert warnings[0]["path"] == str(config)
     assert warnings[0]["mode"] == "0644"
+
+
+@pytest.mark.timeout(120)
+def test_old_journal_upgraded_by_run_not_show(simulator: str, tmp_path: Path) -> None:
+    output = tmp_path / "out.txt"
+    sinks = "  out:\n    type: stdout\n    format: template\n    template: '{id}'\n"
+    config = config_file(tmp_path, simulator, sinks)
+    (tmp_path / "state").mkdir(mode=0o700)
+    journal_path = tmp_path / "state" / "journal.sqlite"
+    now_ns = time.time_ns()
+    old_events = [
+        (
+            "main",
+            f"old-{number}",
+            now_ns - (40 - number) * 60 * 10**9,
+            {"id": f"old-{number}", "createdAt": "2026-12-04T10:00:00Z"},
+        )
+        for number in (1, 2, 3)
+    ]
+    write_version_1_journal(journal_path, old_events, sources={}, sinks=[("out", 0, None, None)])
+
+    shown = command("state", "show", "--config", str(config))
+    assert shown.returncode == 2
+    assert "is in format version 1" in shown.stderr
+    assert "stop the daemon of the older version first" in shown.stderr
+    assert schema_version(journal_path) == "1"
+
+    log = tmp_path / "daemon.log"
+    with output.open("wb") as stdout, log.open("ab") as stderr:
+        daemon = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tailer",
+                "run",
+                "--config",
+                str(config),
+                "--log-format",
+                "json",
+            ],
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, "RUNTOOLS_API_KEY": KEY},
+        )
+        _started.append(daemon)
+        wait_for(lambda: len(output.read_text().splitlines()) >= 303, 60, "every event")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(30) == 0
+
+    lines = output.read_text().splitlines()
+    assert lines[:3] == ["old-1", "old-2", "old-3"]
+    assert len(lines) == 303
+    assert len(set(lines)) == 303
+    (upgraded,) = [entry for entry in log_events(log) if entry["event"] == "journal.upgraded"]
+    assert upgraded["events"] == 3
+    assert schema_version(journal_path) == "2"

@@ -4,11 +4,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oldjournal import schema_version, write_version_1_journal
+from structlog.testing import capture_logs
 
+from tailer.errors import ConfigError
 from tailer.event import Event
 from tailer.journal import CHECKPOINT_INTERVAL_SECS, CHUNK_EVENTS, Journal, SinkCheckpoint
 
@@ -257,42 +259,28 @@ def test_forgotten_ids_are_dropped_by_event_time_not_by_round(tmp_path: Path) ->
     second.close()
 
 
-def test_opens_a_version_1_journal_and_keeps_its_events(tmp_path: Path) -> None:
-    path = tmp_path / Journal.FILE_NAME
-    old = sqlite3.connect(path)
-    old.executescript(
-        """
-        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        CREATE TABLE events (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, id TEXT NOT NULL,
-            time_ns INTEGER NOT NULL, raw BLOB NOT NULL);
-        CREATE TABLE seen (
-            source TEXT NOT NULL, id TEXT NOT NULL, time_ns INTEGER NOT NULL,
-            PRIMARY KEY (source, id)) WITHOUT ROWID;
-        CREATE INDEX seen_by_time ON seen (source, time_ns);
-        CREATE TABLE sources (
-            name TEXT PRIMARY KEY, checkpoint BLOB NOT NULL, updated_ns INTEGER NOT NULL);
-        CREATE TABLE sinks (
-            name TEXT PRIMARY KEY, offset INTEGER NOT NULL, state BLOB,
-            pending_first INTEGER, pending_last INTEGER);
-        INSERT INTO meta VALUES ('schema_version', '1');
-        INSERT INTO sources VALUES ('a', '{"floor_ns": 9}', 1);
-        INSERT INTO sinks VALUES ('file', 1, '{"size": 10}', 2, 3);
-        """
+def write_old_journal(directory: Path) -> None:
+    events = [
+        ("a", "e1", 10, {"id": "e1", "v": 1}),
+        ("a", "e2", 20, {"id": "e2", "v": 2}),
+        ("b", "e3", 30, {"id": "e3", "v": 3}),
+        ("a", "e4", 40, {"id": "e4", "v": 4}),
+    ]
+    write_version_1_journal(
+        directory / Journal.FILE_NAME,
+        events,
+        sources={"a": {"floor_ns": 9}},
+        sinks=[("file", 1, {"size": 10}, (2, 3))],
+        pruned=1,
     )
-    rows = [(1, "a", "e1", 10), (2, "a", "e2", 20), (3, "b", "e3", 30), (4, "a", "e4", 40)]
-    for seq, source, event_id, time_ns in rows:
-        old.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-            (seq, source, event_id, time_ns, orjson.dumps({"id": event_id, "v": seq})),
-        )
-        old.execute("INSERT INTO seen VALUES (?, ?, ?)", (source, event_id, time_ns))
-    old.execute("DELETE FROM events WHERE seq = 1")  # pruned before the upgrade
-    old.commit()
-    old.close()
+
+
+def test_upgrade_converts_a_version_1_journal(tmp_path: Path) -> None:
+    write_old_journal(tmp_path)
 
     journal = Journal(tmp_path)
-    journal.open()
+    with capture_logs() as logs:
+        journal.open(upgrade=True)
     assert [(e.seq, e.source, e.event.raw) for e in journal.read(0, 10)] == [
         (2, "a", {"id": "e2", "v": 2}),
         (3, "b", {"id": "e3", "v": 3}),
@@ -305,6 +293,31 @@ def test_opens_a_version_1_journal_and_keeps_its_events(tmp_path: Path) -> None:
     assert journal.append("a", [Event("e4", 40, {"id": "e4"}), event(5)], checkpoint(5)) == 1
     assert [e.seq for e in journal.read(4, 10)] == [5]
     journal.close()
+    (upgraded,) = [entry for entry in logs if entry["event"] == "journal.upgraded"]
+    assert (upgraded["from_version"], upgraded["to_version"], upgraded["events"]) == (1, 2, 3)
+    assert schema_version(tmp_path / Journal.FILE_NAME) == "2"
+
+
+def test_open_without_upgrade_leaves_version_1_alone(tmp_path: Path) -> None:
+    write_old_journal(tmp_path)
+
+    journal = Journal(tmp_path)
+    with pytest.raises(ConfigError, match="format version 1, which `runtools-tail run` of this"):
+        journal.open()
+    journal.close()
+
+    assert schema_version(tmp_path / Journal.FILE_NAME) == "1"
+    tables = sqlite3.connect(tmp_path / Journal.FILE_NAME).execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+    )
+    assert [name for (name,) in tables] == [
+        "events",
+        "meta",
+        "seen",
+        "sinks",
+        "sources",
+        "sqlite_sequence",
+    ]
 
 
 def test_refuses_a_newer_schema_and_names_the_way_out(tmp_path: Path) -> None:
@@ -316,8 +329,10 @@ def test_refuses_a_newer_schema_and_names_the_way_out(tmp_path: Path) -> None:
     newer.close()
 
     journal = Journal(tmp_path)
-    with pytest.raises(RuntimeError, match="schema version 99, this version reads 2; move"):
-        journal.open()
+    with pytest.raises(
+        ConfigError, match=r"format version 99, and this version .* reads version 2"
+    ):
+        journal.open(upgrade=True)
     journal.close()
 
 
