@@ -76,14 +76,15 @@ def kill_leftover_daemons() -> Iterator[None]:
             process.wait(10)
 
 
-def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as stream:
+def start(config: Path, log: Path, output: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start the daemon with its log on `log` and its stdout on `output`, if given."""
+    with log.open("ab") as stream, (output or Path(os.devnull)).open("wb") as stdout:
         process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "tailer", "run"),
                 *("--config", str(config), "--log-format", "json"),
             ],
-            stdout=subprocess.DEVNULL,
+            stdout=stdout,
             stderr=stream,
             env={**os.environ, "RUNTOOLS_API_KEY": KEY},
         )
@@ -309,26 +310,10 @@ def test_old_journal_upgraded_by_run_not_show(simulator: str, tmp_path: Path) ->
     assert schema_version(journal_path) == "1"
 
     log = tmp_path / "daemon.log"
-    with output.open("wb") as stdout, log.open("ab") as stderr:
-        daemon = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tailer",
-                "run",
-                "--config",
-                str(config),
-                "--log-format",
-                "json",
-            ],
-            stdout=stdout,
-            stderr=stderr,
-            env={**os.environ, "RUNTOOLS_API_KEY": KEY},
-        )
-        _started.append(daemon)
-        wait_for(lambda: len(output.read_text().splitlines()) >= 303, 60, "every event")
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(30) == 0
+    daemon = start(config, log, output)
+    wait_for(lambda: len(output.read_text().splitlines()) >= 303, 60, "every event")
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
 
     lines = output.read_text().splitlines()
     assert lines[:3] == ["old-1", "old-2", "old-3"]
