@@ -39,7 +39,10 @@ __all__ = ["Daemon", "build_sinks"]
 _log = structlog.get_logger("tailer.daemon")
 
 PRUNE_INTERVAL_SECS = 2.0
-CAP_CHECK_INTERVAL_SECS = 1.0
+CAP_CHECK_INTERVAL_SECS = 0.1
+# A shorter pause is the sinks catching up with the round just journaled, not
+# a sink holding polling back, so it is neither logged nor shown as a status.
+CAP_REPORT_AFTER_SECS = 5.0
 # After a source fails for good (401, 403, 400), wait this long before trying it again.
 SOURCE_RESTART_SECS = 60.0
 
@@ -67,7 +70,9 @@ class Daemon:
         self.runners: dict[str, SinkRunner] = {}
         self.pollers: dict[str, Poller] = {}
         self.clients: dict[str, ActivityClient] = {}
+        # What the status names while a pause lasts past CAP_REPORT_AFTER_SECS.
         self.paused_by: str | None = None
+        self._paused_sources: set[str] = set()
         # Per source: None once a round succeeded, else why the source is not ready.
         self._source_problems: dict[str, str | None] = dict.fromkeys(
             config.sources, "the first poll has not completed"
@@ -247,30 +252,41 @@ class Daemon:
     async def _wait_below_cap(self, source: str) -> None:
         """Pause this source's polling while the journal is over its disk cap."""
         cap = self.config.max_journal_bytes
+        waiting_since: float | None = None
         while self.journal.used_bytes() > cap:
             self.journal.prune(self.runners)
             if self.journal.used_bytes() <= cap:
                 break
-            # The sinks at the lowest offset change as they progress, so the
-            # status names them again on every check.
-            slowest = self._slowest_sinks()
-            held_by = f"sink {slowest[0]}" if len(slowest) == 1 else f"sinks {', '.join(slowest)}"
-            if held_by != self.paused_by:
-                self.journal.set_status("paused", f"journal full; held back by {held_by}")
-                if self.paused_by is None:
-                    _log.warning(
-                        "journal.full",
-                        source=source,
-                        sinks=slowest,
-                        used_bytes=self.journal.used_bytes(),
-                        max_journal_bytes=cap,
-                    )
-                self.paused_by = held_by
+            now = time.monotonic()
+            if waiting_since is None:
+                waiting_since = now
+                self._paused_sources.add(source)
+            elif now - waiting_since >= CAP_REPORT_AFTER_SECS:
+                self._report_pause(source, cap)
             await asyncio.sleep(CAP_CHECK_INTERVAL_SECS)
+        self._paused_sources.discard(source)
         if self.paused_by is not None:
             _log.info("journal.resumed", source=source)
             self.paused_by = None
             self.journal.set_status("paused", None)
+
+    def _report_pause(self, source: str, cap: int) -> None:
+        """Log the pause once and keep the status naming the sinks at the lowest offset."""
+        # Those sinks change as they progress, so the status is checked every time.
+        slowest = self._slowest_sinks()
+        held_by = f"sink {slowest[0]}" if len(slowest) == 1 else f"sinks {', '.join(slowest)}"
+        if held_by == self.paused_by:
+            return
+        self.journal.set_status("paused", f"journal full; held back by {held_by}")
+        if self.paused_by is None:
+            _log.warning(
+                "journal.full",
+                source=source,
+                sinks=slowest,
+                used_bytes=self.journal.used_bytes(),
+                max_journal_bytes=cap,
+            )
+        self.paused_by = held_by
 
     def _slowest_sinks(self) -> list[str]:
         """Return the names of the sinks at the lowest offset, in name order."""
@@ -328,4 +344,4 @@ class Daemon:
         return self.journal.used_bytes()
 
     def polling_paused(self) -> bool:
-        return self.paused_by is not None
+        return bool(self._paused_sources)

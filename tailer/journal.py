@@ -206,7 +206,8 @@ class Journal:
             return (
                 f"journal {self.path} is in format version {version}, which "
                 f"`runtools-tail run` of this version converts to version {SCHEMA_VERSION} when "
-                "it starts; stop the daemon of the older version first"
+                "it starts; stop a daemon of the older version first if one is running, then "
+                "start `runtools-tail run`"
             )
         return (
             f"journal {self.path} is in format version {version}, and this version of "
