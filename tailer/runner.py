@@ -246,6 +246,15 @@ class SinkRunner:
                 seconds = self._clock.monotonic() - started
                 stats.batches += 1
                 stats.delivered += len(batch.events)
+                if stats.failing_since is not None:
+                    # Retry lines are rate-limited, so this line marks when the sink works again.
+                    _log.info(
+                        "sink.recovered",
+                        sink=self.name,
+                        batch=batch.key,
+                        attempts=attempts,
+                        failing_seconds=round(time.time() - stats.failing_since, 3),
+                    )
                 stats.failing_since = None
                 stats.past_budget = False
                 if self._observe_batch is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from tailer.config import SinkSection
 from tailer.event import Event
@@ -150,11 +151,14 @@ async def test_retries_keep_batch_and_key(journal: Journal) -> None:
     journal.register_sink("rec")
     fill(journal, [event(n) for n in range(1, 4)])
 
-    await run_until(runner, 3)
+    with capture_logs() as logs:
+        await run_until(runner, 3)
 
     assert [b.key for b in sink.attempts] == ["rec:1-3"] * 3
     assert delivered_ids(sink) == ["evt-0001", "evt-0002", "evt-0003"]
     assert runner.statistics.retries == 2
+    (recovered,) = [entry for entry in logs if entry["event"] == "sink.recovered"]
+    assert (recovered["batch"], recovered["attempts"]) == ("rec:1-3", 3)
 
 
 async def test_rejected_batch_dead_lettered_at_once(journal: Journal, tmp_path: Path) -> None:
