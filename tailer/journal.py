@@ -70,7 +70,7 @@ CHUNK_EVENTS = 1000
 # and a log longer than this is checkpointed in the mode that rewinds it.
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 # The checkpoint thread runs after this many bytes of events were journaled,
-# and at least every CHECKPOINT_INTERVAL_SECS while anything was written.
+# and at least every CHECKPOINT_INTERVAL_SECS.
 CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024
 CHECKPOINT_INTERVAL_SECS = 1.0
 # Should that thread stop working, the committing connection checkpoints by
