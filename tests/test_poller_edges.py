@@ -463,7 +463,8 @@ async def test_dense_window_narrowed_after_first_page() -> None:
 
 async def test_backfill_remembers_only_floor_overlap() -> None:
     # One event a second up to half a second ago: the lateness window (60 s) contains
-    # all of them, the 2 s below the final floor one or two.
+    # all of them, the 2 s below the final floor at most two. The floor is the
+    # server's time when the walk ends, so on a slow run the overlap holds none.
     events = [event(n, 9.5 - n) for n in range(10)]
     feed = Feed(events)
     async with ScriptedApi(feed.handle) as api:
@@ -473,5 +474,5 @@ async def test_backfill_remembers_only_floor_overlap() -> None:
     assert ids(delivered) == [f"evt-{n:04d}" for n in range(10)]
     horizon = poller.floor_ns - 2 * NS_PER_SECOND
     expected = sum(1 for e in delivered if e.time_ns >= horizon)
-    assert 1 <= expected <= 2
+    assert expected <= 2
     assert poller.dedupe_size == expected
