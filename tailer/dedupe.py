@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import KeysView, Sequence
+from collections.abc import ItemsView, KeysView, Sequence
 
 __all__ = ["DedupeWindow"]
 
@@ -32,6 +32,10 @@ class DedupeWindow:
     def ids(self) -> KeysView[str]:
         """Return a live view of the remembered ids, for membership tests in a loop."""
         return self._times.keys()
+
+    def items(self) -> ItemsView[str, int]:
+        """Return a live view of the remembered (id, time_ns) pairs."""
+        return self._times.items()
 
     def add(self, event_id: str, time_ns: int) -> None:
         self.add_sorted([event_id], [time_ns])

@@ -20,7 +20,7 @@ their times and their JSON lines. One `seen_rounds` row contains the ids of a
 round. With a row per event, SQLite was the daemon's largest cost; a chunk
 costs one insert. Readers get each event's stored JSON back unparsed, and
 parse it only when a filter or an encoding needs its fields. The dedupe check
-runs against a copy of each source's window in memory, loaded on first use.
+runs against each source's window in memory, loaded on first use.
 
 `synchronous=NORMAL` in WAL mode survives a process crash; a power loss may
 roll back the last commits, and then the poller state and the events roll back
@@ -36,7 +36,6 @@ own (`_Checkpointer`); sqlite3 releases the GIL while it waits for the disk.
 from __future__ import annotations
 
 import contextlib
-import heapq
 import os
 import sqlite3
 import threading
@@ -50,6 +49,7 @@ from typing import Any
 import orjson
 import structlog
 
+from tailer.dedupe import DedupeWindow
 from tailer.errors import ConfigError
 from tailer.event import Event
 
@@ -145,7 +145,8 @@ class Journal:
         self.directory = Path(directory)
         self.path = self.directory / self.FILE_NAME
         self._db: sqlite3.Connection | None = None
-        self._windows: dict[str, _SeenIds] = {}
+        # Per source: the dedupe window and the time before which ids are forgotten.
+        self._windows: dict[str, tuple[DedupeWindow, int | None]] = {}
         self._last_chunk: _Chunk | None = None
         self._checkpointer: _Checkpointer | None = None
 
@@ -252,11 +253,10 @@ class Journal:
         than `forget_before_ns` are dropped from the dedupe window.
         """
         db = self.db
-        window = self._window(source)
-        fresh = window.unseen(events)
+        window, since_ns = self._window(source)
+        fresh = _unseen(window, events)
         ids = [event.id for event in fresh]
         times = [event.time_ns for event in fresh]
-        since_ns = window.since_ns
         if forget_before_ns is not None and (since_ns is None or forget_before_ns > since_ns):
             since_ns = forget_before_ns
         with self._transaction(db):
@@ -279,9 +279,8 @@ class Journal:
         if self._checkpointer is not None:
             self._checkpointer.written(stored_bytes)
         # Only now that the round is on disk does the window in memory change.
-        window.add(ids, times)
-        if since_ns is not None:
-            window.forget_before(since_ns)
+        _remember(window, ids, times, since_ns)
+        self._windows[source] = (window, since_ns)
         return len(fresh)
 
     def _store_chunks(
@@ -317,21 +316,22 @@ class Journal:
         )
         return stored_bytes
 
-    def _window(self, source: str) -> _SeenIds:
-        """Return the source's dedupe window, loading it from disk on first use."""
-        window = self._windows.get(source)
-        if window is None:
+    def _window(self, source: str) -> tuple[DedupeWindow, int | None]:
+        """Return the source's dedupe window and forget time, loading them on first use."""
+        loaded = self._windows.get(source)
+        if loaded is None:
             row = self.db.execute(
                 "SELECT seen_since_ns FROM sources WHERE name = ?", (source,)
             ).fetchone()
-            window = _SeenIds(row[0] if row is not None else None)
+            since_ns = row[0] if row is not None else None
+            window = DedupeWindow()
             rows = self.db.execute(
                 "SELECT ids, times FROM seen_rounds WHERE source = ? ORDER BY rowid", (source,)
             )
             for ids, times in rows:
-                window.add(orjson.loads(ids), orjson.loads(times))
-            self._windows[source] = window
-        return window
+                _remember(window, orjson.loads(ids), orjson.loads(times), since_ns)
+            loaded = self._windows[source] = (window, since_ns)
+        return loaded
 
     def source_checkpoint(self, source: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT checkpoint FROM sources WHERE name = ?", (source,)).fetchone()
@@ -343,7 +343,7 @@ class Journal:
 
     def seen_ids(self, source: str) -> Iterator[tuple[str, int]]:
         """Yield the (id, time_ns) pairs of the source's dedupe window."""
-        yield from self._window(source).pairs()
+        yield from self._window(source)[0].items()
 
     def reset_source(self, source: str, checkpoint: dict[str, Any]) -> None:
         """Replace a source's checkpoint and forget its dedupe window, so it reads again."""
@@ -534,55 +534,25 @@ class _Chunk:
     events: list[Event]  # their `json` is set, `raw` is parsed when first read
 
 
-class _SeenIds:
-    """One source's dedupe window in memory, forgotten a whole stored round at a time.
+def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
+    """Return the events whose id is neither in `window` nor earlier in `events`."""
+    fresh: list[Event] = []
+    batch_ids: set[str] = set()
+    for event in events:
+        if event.id in window or event.id in batch_ids:
+            continue
+        batch_ids.add(event.id)
+        fresh.append(event)
+    return fresh
 
-    An id is seen while its time is at or after `since_ns`. Ids older than that
-    stay in memory until every id of their round is older, so lookups compare
-    the time too.
-    """
 
-    def __init__(self, since_ns: int | None) -> None:
-        self.since_ns = since_ns
-        self._times: dict[str, int] = {}
-        # (newest time, tie-breaker, ids, times) of each round, as a heap by newest time.
-        self._rounds: list[tuple[int, int, list[str], list[int]]] = []
-        self._added = 0
-
-    def unseen(self, events: Iterable[Event]) -> list[Event]:
-        """Return the events whose id is neither in the window nor earlier in `events`."""
-        times, since = self._times, self.since_ns
-        fresh: list[Event] = []
-        batch_ids: set[str] = set()
-        for event in events:
-            known = times.get(event.id)
-            if (known is not None and (since is None or known >= since)) or event.id in batch_ids:
-                continue
-            batch_ids.add(event.id)
-            fresh.append(event)
-        return fresh
-
-    def add(self, ids: list[str], times: list[int]) -> None:
-        if not ids:
-            return
-        self._times.update(zip(ids, times, strict=True))
-        self._added += 1
-        heapq.heappush(self._rounds, (max(times), self._added, ids, times))
-
-    def forget_before(self, horizon_ns: int) -> None:
-        self.since_ns = horizon_ns if self.since_ns is None else max(self.since_ns, horizon_ns)
-        while self._rounds and self._rounds[0][0] < self.since_ns:
-            _, _, ids, times = heapq.heappop(self._rounds)
-            for event_id, time_ns in zip(ids, times, strict=True):
-                # A forgotten id seen again belongs to a newer round now.
-                if self._times.get(event_id) == time_ns:
-                    del self._times[event_id]
-
-    def pairs(self) -> Iterator[tuple[str, int]]:
-        since = self.since_ns
-        for event_id, time_ns in self._times.items():
-            if since is None or time_ns >= since:
-                yield event_id, time_ns
+def _remember(window: DedupeWindow, ids: list[str], times: list[int], since_ns: int | None) -> None:
+    """Add one round's ids to `window`, then forget those before `since_ns`."""
+    # A round from the poller is in time order already; a caller's may not be.
+    order = sorted(range(len(ids)), key=times.__getitem__)
+    window.add_sorted([ids[i] for i in order], [times[i] for i in order])
+    if since_ns is not None:
+        window.prune(since_ns)
 
 
 def _schema_version(db: sqlite3.Connection) -> int | None:
