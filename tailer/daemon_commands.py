@@ -165,7 +165,9 @@ def _state(argv: Sequence[str]) -> ExitCode:
         prog="runtools-tail state", description="Show or reset the daemon's checkpoints."
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    show = actions.add_parser("show", help="per source: high-water mark and lag; per sink: backlog")
+    show = actions.add_parser(
+        "show", help="per source: high-water mark and lag; per sink: backlog; journal size"
+    )
     show.add_argument("--config", help=CONFIG_HELP)
     show.add_argument("--json", action="store_true", help="print JSON")
     reset = actions.add_parser(

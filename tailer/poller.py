@@ -625,8 +625,10 @@ class Poller:
         # Only ids a later query can return again need remembering; in a backfill
         # that is a few seconds' worth, not the whole window.
         horizon = self._horizon_ns()
-        kept = [event for event in events if event.time_ns >= horizon]
-        self._seen.add_sorted([event.id for event in kept], [event.time_ns for event in kept])
+        remembered = [event for event in events if event.time_ns >= horizon]
+        self._seen.add_sorted(
+            [event.id for event in remembered], [event.time_ns for event in remembered]
+        )
         self._seen.prune(horizon)
         _log.debug(
             "poll.completed",

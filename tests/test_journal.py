@@ -126,7 +126,7 @@ def test_prune_keeps_what_any_sink_still_needs(journal: Journal) -> None:
     assert journal.newest_seq() == 5
 
 
-def test_prune_keeps_a_chunk_until_all_of_it_is_confirmed(journal: Journal) -> None:
+def test_prune_keeps_partly_confirmed_chunk(journal: Journal) -> None:
     journal.register_sink("only")
     journal.append("main", [event(n) for n in range(1, 6)], checkpoint(5))
     journal.commit_offset("only", 4, None)
@@ -198,7 +198,7 @@ def test_statuses(journal: Journal) -> None:
     assert journal.statuses() == {}
 
 
-def test_a_round_larger_than_a_chunk_is_split(journal: Journal) -> None:
+def test_append_splits_large_round_into_chunks(journal: Journal) -> None:
     count = CHUNK_EVENTS * 2 + 3
     journal.append("main", [event(n) for n in range(1, count + 1)], checkpoint(count))
 
@@ -215,7 +215,7 @@ def test_a_round_larger_than_a_chunk_is_split(journal: Journal) -> None:
     assert journal.backlog(CHUNK_EVENTS - 2) == count - CHUNK_EVENTS + 2
 
 
-def test_read_returns_the_stored_line_and_parses_it_on_demand(journal: Journal) -> None:
+def test_read_returns_stored_json_line(journal: Journal) -> None:
     raw = {"id": "evt-0001", "text": "line\nbreak", "unknown": {"nested": [1, 2.5, None]}}
     journal.append("main", [Event("evt-0001", 7, raw)], checkpoint(7))
 
@@ -236,7 +236,7 @@ def test_duplicates_within_one_round_are_journaled_once(journal: Journal) -> Non
     assert [e.event.id for e in journal.read(0, 10)] == ["evt-0001", "evt-0002"]
 
 
-def test_forgotten_ids_are_dropped_by_event_time_not_by_round(tmp_path: Path) -> None:
+def test_forget_drops_ids_by_event_time(tmp_path: Path) -> None:
     first = Journal(tmp_path)
     first.open()
     first.append("main", [event(1, time_ns=100), event(2, time_ns=300)], checkpoint(2))
@@ -320,7 +320,7 @@ def test_open_without_upgrade_leaves_version_1_alone(tmp_path: Path) -> None:
     ]
 
 
-def test_refuses_a_newer_schema_and_names_the_way_out(tmp_path: Path) -> None:
+def test_open_rejects_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / Journal.FILE_NAME
     newer = sqlite3.connect(path)
     newer.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
@@ -336,7 +336,7 @@ def test_refuses_a_newer_schema_and_names_the_way_out(tmp_path: Path) -> None:
     journal.close()
 
 
-def test_a_checkpoint_empties_the_write_ahead_log(journal: Journal) -> None:
+def test_checkpoint_thread_rewinds_the_log(journal: Journal) -> None:
     big = [Event(f"e{n}", n, {"id": f"e{n}", "pad": "x" * 1000}) for n in range(6000)]
     journal.append("main", big, checkpoint(6000))
     wal = journal.path.with_name(journal.path.name + "-wal")

@@ -464,7 +464,7 @@ async def test_dense_window_narrowed_after_first_page() -> None:
 async def test_backfill_remembers_only_floor_overlap() -> None:
     # One event a second up to half a second ago: the lateness window (60 s) contains
     # all of them, the 2 s below the final floor at most two. The floor is the
-    # server's time when the walk ends, so on a slow run the overlap holds none.
+    # server's time when the walk ends, so on a slow run the overlap contains none.
     events = [event(n, 9.5 - n) for n in range(10)]
     feed = Feed(events)
     async with ScriptedApi(feed.handle) as api:

@@ -15,7 +15,7 @@ class JsonEncoder:
     json_payload = True
 
     def encode(self, event: Event) -> bytes:
-        # An event from the journal still holds the line orjson wrote for it,
+        # An event from the journal still carries the line orjson wrote for it,
         # which is what encoding its raw object again would give.
         if event.json is not None:
             return event.json
