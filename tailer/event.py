@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tailer.timeparse import parse_time
 
-__all__ = ["Event", "InvalidEventError", "parse_event"]
+__all__ = ["Event", "InvalidEventError", "StoredEvents", "parse_event", "stored_event"]
 
 # The reference page names the time `createdAt`, the guide `occurredAt`.
 TIME_FIELDS = ("createdAt", "occurredAt")
@@ -135,3 +136,49 @@ def parse_event(raw: object) -> Event:
     except ValueError as exc:
         raise InvalidEventError(str(exc), fields.id) from None
     return Event(fields.id, time_ns, raw)
+
+
+def stored_event(event_id: str, time_ns: int, line: bytes) -> Event:
+    """Return an event read back from storage as the JSON line orjson wrote for it."""
+    return Event(event_id, time_ns, None, json=line)
+
+
+class StoredEvents(Sequence[Event]):
+    """Stored events as a sequence that makes each `Event` only when it is read.
+
+    A sink that writes the stored lines unchanged never reads the events, so a
+    batch of them costs three lists instead of an object per event.
+    """
+
+    __slots__ = ("_events", "_ids", "_lines", "_times")
+
+    def __init__(self, ids: list[str], times: list[int], lines: list[bytes]) -> None:
+        if not len(ids) == len(times) == len(lines):
+            raise ValueError("ids, times and lines differ in length")
+        self._ids = ids
+        self._times = times
+        self._lines = lines
+        self._events: list[Event] | None = None
+
+    def _all(self) -> list[Event]:
+        if self._events is None:
+            self._events = list(map(stored_event, self._ids, self._times, self._lines))
+        return self._events
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | Sequence[Event]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._all())
+
+    def __repr__(self) -> str:
+        return f"StoredEvents({len(self)} events)"

@@ -51,7 +51,7 @@ import structlog
 
 from tailer.dedupe import DedupeWindow
 from tailer.errors import ConfigError
-from tailer.event import Event
+from tailer.event import Event, stored_event
 
 __all__ = [
     "CHUNK_EVENTS",
@@ -60,6 +60,7 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "SinkCheckpoint",
+    "StoredRun",
 ]
 
 SCHEMA_VERSION = 2
@@ -122,6 +123,29 @@ class JournalEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredRun:
+    """Consecutive journaled events of one source, as stored: ids, times and JSON lines.
+
+    The events have the sequence numbers `first_seq` to `last_seq`; `lines[i]`
+    is the line orjson wrote for the event `ids[i]`, with no line break inside.
+    """
+
+    first_seq: int
+    source: str
+    ids: list[str]
+    times: list[int]
+    lines: list[bytes]
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.ids) - 1
+
+    def events(self) -> list[Event]:
+        """Return the events; their `raw` is decoded when first read."""
+        return list(map(stored_event, self.ids, self.times, self.lines))
+
+
+@dataclass(frozen=True, slots=True)
 class SinkCheckpoint:
     """A sink's committed position: its offset, its own state and the batch in flight."""
 
@@ -147,7 +171,7 @@ class Journal:
         self._db: sqlite3.Connection | None = None
         # Per source: the dedupe window and the time before which ids are forgotten.
         self._windows: dict[str, tuple[DedupeWindow, int | None]] = {}
-        self._last_chunk: _Chunk | None = None
+        self._last_chunk: StoredRun | None = None
         self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -427,10 +451,30 @@ class Journal:
         self, after_seq: int, limit: int, *, until_seq: int | None = None
     ) -> list[JournalEntry]:
         """Return up to `limit` entries with seq > `after_seq` (and <= `until_seq`), in order."""
+        entries: list[JournalEntry] = []
+        for run in self.read_stored(after_seq, limit, until_seq=until_seq):
+            entries.extend(
+                map(
+                    JournalEntry,
+                    range(run.first_seq, run.last_seq + 1),
+                    repeat(run.source),
+                    run.events(),
+                )
+            )
+        return entries
+
+    def read_stored(
+        self, after_seq: int, limit: int, *, until_seq: int | None = None
+    ) -> list[StoredRun]:
+        """Return the same events as `read`, as runs of ids, times and stored JSON lines.
+
+        Nothing is decoded and no `Event` is made, so a sink that writes the
+        journaled lines unchanged pays nothing per event.
+        """
         last = after_seq + limit
         if until_seq is not None:
             last = min(last, until_seq)
-        entries: list[JournalEntry] = []
+        runs: list[StoredRun] = []
         spans = self.db.execute(
             "SELECT last_seq, first_seq FROM chunks WHERE last_seq > ? AND first_seq <= ? "
             "ORDER BY last_seq",
@@ -440,31 +484,35 @@ class Journal:
             chunk = self._chunk(chunk_last)
             start = max(after_seq + 1 - first, 0)
             stop = min(last, chunk_last) - first + 1
-            entries.extend(
-                map(
-                    JournalEntry,
-                    range(first + start, first + stop),
-                    repeat(chunk.source),
-                    chunk.events[start:stop],
+            if start == 0 and stop == len(chunk.ids):
+                runs.append(chunk)
+            else:
+                runs.append(
+                    StoredRun(
+                        first + start,
+                        chunk.source,
+                        chunk.ids[start:stop],
+                        chunk.times[start:stop],
+                        chunk.lines[start:stop],
+                    )
                 )
-            )
-        return entries
+        return runs
 
-    def _chunk(self, last_seq: int) -> _Chunk:
-        """Return the chunk ending at `last_seq`, parsed; the last one parsed is kept.
+    def _chunk(self, last_seq: int) -> StoredRun:
+        """Return the chunk ending at `last_seq`, split into lines; the last one read is kept.
 
         Sinks read batches that start and end inside chunks, so the next read
         usually begins in the chunk the previous one ended in.
         """
         chunk = self._last_chunk
         if chunk is None or chunk.last_seq != last_seq:
-            source, ids, times, lines = self.db.execute(
-                "SELECT source, ids, times, events FROM chunks WHERE last_seq = ?", (last_seq,)
+            first, source, ids, times, lines = self.db.execute(
+                "SELECT first_seq, source, ids, times, events FROM chunks WHERE last_seq = ?",
+                (last_seq,),
             ).fetchone()
-            events = list(
-                map(_stored_event, orjson.loads(ids), orjson.loads(times), lines.split(b"\n"))
+            chunk = self._last_chunk = StoredRun(
+                first, source, orjson.loads(ids), orjson.loads(times), lines.split(b"\n")
             )
-            chunk = self._last_chunk = _Chunk(last_seq, source, events)
         return chunk
 
     def newest_seq(self) -> int:
@@ -527,13 +575,6 @@ class Journal:
         return int((pages - free) * page_size)
 
 
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    last_seq: int
-    source: str
-    events: list[Event]  # their `json` is set, `raw` is parsed when first read
-
-
 def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
     """Return the events whose id is neither in `window` nor earlier in `events`."""
     fresh: list[Event] = []
@@ -569,10 +610,6 @@ def _create_tables(db: sqlite3.Connection) -> None:
     for statement in _SCHEMA.split(";"):
         if statement.strip():
             db.execute(statement)
-
-
-def _stored_event(event_id: str, time_ns: int, line: bytes) -> Event:
-    return Event(event_id, time_ns, None, json=line)
 
 
 def _migrate_from_version_1(db: sqlite3.Connection) -> int:

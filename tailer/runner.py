@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -27,8 +27,9 @@ import structlog
 from tailer.clock import Clock, SystemClock
 from tailer.config import SinkSection
 from tailer.deadletters import DeadLetterFile
-from tailer.encodings import get_encoder
-from tailer.journal import Journal, JournalEntry
+from tailer.encodings import JsonEncoder, get_encoder
+from tailer.event import Event, StoredEvents
+from tailer.journal import Journal, StoredRun
 from tailer.ratelimit import RepeatLimiter
 from tailer.retry import RetryPolicy
 from tailer.sinks.base import Batch, Sink, SinkError, SinkState
@@ -96,6 +97,9 @@ class SinkRunner:
         self.statistics = RunnerStatistics()
         self.offset = 0
         self._state: SinkState = None
+        self._sends_stored_lines = section.filter.admits_all and isinstance(
+            self._encoder, JsonEncoder
+        )
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -135,63 +139,72 @@ class SinkRunner:
 
     # -- building batches ----------------------------------------------------
 
-    def _read_range(self, first: int, last: int) -> list[JournalEntry]:
-        entries: list[JournalEntry] = []
+    def _read_range(self, first: int, last: int) -> list[Event]:
+        events: list[Event] = []
         cursor = first - 1
         while cursor < last:
             chunk = self._journal.read(cursor, 1000, until_seq=last)
             if not chunk:
                 break
-            entries.extend(chunk)
+            events.extend(entry.event for entry in chunk)
             cursor = chunk[-1].seq
-        return entries
+        return events
 
     async def _next_batch(self) -> None:
         """Collect one batch after the offset and settle it; return when nothing is pending."""
         limits = self.section.batch
-        admits = None if self.section.filter.admits_all else self.section.filter.admits
-        entries: list[JournalEntry] = []
-        payloads: list[bytes] = []
-        size = 0
+        draft = _Draft(limits.max_events, limits.max_bytes)
+        # Without a filter, the `json` encoding is the journaled line itself, so the
+        # batch is built from the stored lines and no event is decoded or made.
+        take = self._take_stored if self._sends_stored_lines else self._take_encoded
         scanned = self.offset
         deadline: float | None = None
         while True:
             self._wakeup.clear()
-            full = False
-            for entry in self._journal.read(scanned, limits.max_events - len(entries)):
-                if admits is not None and not admits(entry.event.raw):
-                    scanned = entry.seq
-                    self.statistics.filtered += 1
-                    continue
-                payload = self._encoder.encode(entry.event)
-                if entries and size + len(payload) > limits.max_bytes:
-                    full = True  # the next event starts the next batch
-                    break
-                entries.append(entry)
-                payloads.append(payload)
-                size += len(payload)
-                scanned = entry.seq
-            full = full or len(entries) >= limits.max_events or size >= limits.max_bytes
-            if full or self._stopping.is_set():
+            scanned = take(draft, scanned)
+            if draft.full or self._stopping.is_set():
                 break
-            if entries and deadline is None:
+            if draft.payloads and deadline is None:
                 deadline = self._clock.monotonic() + limits.max_wait_secs
             if deadline is not None and self._clock.monotonic() >= deadline:
                 break
-            if not entries and scanned > self.offset:
+            if not draft.payloads and scanned > self.offset:
                 break  # only filtered-out events: move the offset on without a batch
             timeout = None if deadline is None else deadline - self._clock.monotonic()
             await self._wait_for_events(timeout)
-            if self._stopping.is_set() and not entries:
+            if self._stopping.is_set() and not draft.payloads:
                 return
 
         if scanned == self.offset:
             return
-        if not entries:
+        if not draft.payloads:
             self._journal.commit_offset(self.name, scanned, self._state)
             self.offset = scanned
             return
-        await self._settle(entries, self.offset + 1, scanned, payloads)
+        await self._settle(draft.batch_events(), self.offset + 1, scanned, draft.payloads)
+
+    def _take_encoded(self, draft: _Draft, scanned: int) -> int:
+        """Filter and encode events after `scanned` into `draft`; return the last seq taken."""
+        admits = None if self.section.filter.admits_all else self.section.filter.admits
+        for entry in self._journal.read(scanned, draft.room()):
+            if admits is not None and not admits(entry.event.raw):
+                scanned = entry.seq
+                self.statistics.filtered += 1
+                continue
+            if not draft.add(entry.event, self._encoder.encode(entry.event)):
+                break
+            scanned = entry.seq
+        return scanned
+
+    def _take_stored(self, draft: _Draft, scanned: int) -> int:
+        """Add the stored lines after `scanned` to `draft`; return the last seq taken."""
+        for run in self._journal.read_stored(scanned, draft.room()):
+            added = draft.add_stored(run)
+            if added:
+                scanned = run.first_seq + added - 1
+            if added < len(run.ids):
+                break
+        return scanned
 
     async def _wait_for_events(self, seconds: float | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -201,24 +214,23 @@ class SinkRunner:
 
     async def _settle(
         self,
-        entries: list[JournalEntry],
+        events: Sequence[Event],
         first: int,
         last: int,
         payloads: list[bytes] | None = None,
     ) -> None:
         """Send one batch until it is confirmed or dead-lettered, then commit the offset.
 
-        Without `payloads`, `entries` may include events the filter rejects (a
-        batch rebuilt after a restart). With them, `entries` are the admitted
+        Without `payloads`, `events` may include events the filter rejects (a
+        batch rebuilt after a restart). With them, `events` are the admitted
         events and `payloads` their encodings.
         """
-        admitted = entries
         if payloads is None:
-            admitted = [e for e in entries if self.section.filter.admits(e.event.raw)]
-            payloads = [self._encoder.encode(e.event) for e in admitted]
+            events = [e for e in events if self.section.filter.admits(e.raw)]
+            payloads = [self._encoder.encode(e) for e in events]
         batch = Batch(
             sink=self.name,
-            events=[e.event for e in admitted],
+            events=events,
             payloads=payloads,
             first_seq=first,
             last_seq=last,
@@ -317,3 +329,65 @@ class SinkRunner:
         """Sleep, but wake early on `stop()` so the batch gets one last try."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), max(seconds, 0.0))
+
+
+class _Draft:
+    """The batch being collected: its events and payloads, and whether it is full.
+
+    A batch is full at `max_events` events or `max_bytes` of payload. The event
+    that would pass `max_bytes` starts the next batch, unless it is the first.
+    A draft takes either encoded events (`add`) or stored lines (`add_stored`).
+    """
+
+    def __init__(self, max_events: int, max_bytes: int) -> None:
+        self.max_events = max_events
+        self.max_bytes = max_bytes
+        self.payloads: list[bytes] = []
+        self.size = 0
+        self.full = False
+        self._events: list[Event] = []
+        self._ids: list[str] = []
+        self._times: list[int] = []
+
+    def room(self) -> int:
+        return self.max_events - len(self.payloads)
+
+    def add(self, event: Event, payload: bytes) -> bool:
+        """Add one event; return False, and mark the draft full, when it does not fit."""
+        if self.payloads and self.size + len(payload) > self.max_bytes:
+            self.full = True
+            return False
+        self._events.append(event)
+        self.payloads.append(payload)
+        self.size += len(payload)
+        self._check_full()
+        return True
+
+    def add_stored(self, run: StoredRun) -> int:
+        """Add as many of `run`'s events as fit, in order; return how many."""
+        lines = run.lines
+        count = len(lines)
+        size = self.size + sum(map(len, lines))
+        if size > self.max_bytes:
+            count, size = 0, self.size
+            for line in lines:
+                if (self.payloads or count) and size + len(line) > self.max_bytes:
+                    self.full = True
+                    break
+                size += len(line)
+                count += 1
+        self._ids.extend(run.ids[:count])
+        self._times.extend(run.times[:count])
+        self.payloads.extend(lines[:count])
+        self.size = size
+        self._check_full()
+        return count
+
+    def _check_full(self) -> None:
+        if len(self.payloads) >= self.max_events or self.size >= self.max_bytes:
+            self.full = True
+
+    def batch_events(self) -> Sequence[Event]:
+        if self._ids:
+            return StoredEvents(self._ids, self._times, self.payloads)
+        return self._events

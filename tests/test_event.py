@@ -1,6 +1,6 @@
 import pytest
 
-from tailer.event import InvalidEventError, parse_event
+from tailer.event import InvalidEventError, StoredEvents, parse_event
 from tailer.timeparse import parse_time
 
 
@@ -52,3 +52,22 @@ def test_event_without_usable_id_or_time(raw: object, event_id: str | None, mess
         parse_event(raw)
 
     assert caught.value.event_id == event_id
+
+
+def test_stored_events_are_made_from_their_lines() -> None:
+    lines = [b'{"id":"a","n":1}', b'{"id":"b","n":[2,3]}']
+    events = StoredEvents(["a", "b"], [10, 20], lines)
+
+    assert len(events) == 2
+    assert [(e.id, e.time_ns, e.to_json()) for e in events] == [
+        ("a", 10, lines[0]),
+        ("b", 20, lines[1]),
+    ]
+    assert events[1].raw == {"id": "b", "n": [2, 3]}
+    assert [e.id for e in events[-1:]] == ["b"]
+    assert events[0] is next(iter(events))  # made once, then kept
+
+
+def test_stored_events_need_one_line_per_id() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        StoredEvents(["a", "b"], [10, 20], [b'{"id":"a"}'])

@@ -380,4 +380,17 @@ def test_read_matches_one_row_per_event(
     entries = journal.read(after, limit, until_seq=until)
     assert [(e.seq, e.event.id) for e in entries] == expected
     assert journal.backlog(after) == max(number - after, 0)
+
+    runs = journal.read_stored(after, limit, until_seq=until)
+    stored = [
+        (run.first_seq + i, event_id, time_ns, line)
+        for run in runs
+        for i, (event_id, time_ns, line) in enumerate(
+            zip(run.ids, run.times, run.lines, strict=True)
+        )
+    ]
+    assert stored == [
+        (n, f"evt-{n:04d}", n, b'{"id":"evt-%04d","n":%d}' % (n, n)) for n, _ in expected
+    ]
+    assert all(run.last_seq == run.first_seq + len(run.lines) - 1 for run in runs)
     journal.close()

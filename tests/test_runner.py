@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from tailer.config import SinkSection
@@ -282,6 +284,92 @@ async def test_stdout_sink_prints_encoded_payload_for_json_format() -> None:
 
     assert stream.getvalue() == payloads[0] + b"\n"
     assert stream.getvalue().startswith(b"CEF:0|RunTools|runtools-tail|")
+
+
+def expected_batches(payloads: list[bytes], max_events: int, max_bytes: int) -> list[list[bytes]]:
+    """The batching rule, written out plainly: the event that would pass `max_bytes`
+    starts the next batch unless it is the first of its batch."""
+    batches: list[list[bytes]] = []
+    current: list[bytes] = []
+    size = 0
+    for payload in payloads:
+        if current and size + len(payload) > max_bytes:
+            batches.append(current)
+            current, size = [], 0
+        current.append(payload)
+        size += len(payload)
+        if len(current) >= max_events or size >= max_bytes:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rounds=st.lists(
+        st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=40),
+        min_size=1,
+        max_size=6,
+    ),
+    max_events=st.integers(min_value=1, max_value=25),
+    max_bytes=st.integers(min_value=1, max_value=4000),
+)
+def test_batches_from_stored_lines_match_encoded_events(
+    tmp_path_factory: pytest.TempPathFactory,
+    rounds: list[list[int]],
+    max_events: int,
+    max_bytes: int,
+) -> None:
+    """Without a filter the runner sends the journaled lines; with one it encodes each event.
+
+    A filter that admits every event here must give the same batches, keys and
+    bytes, and both must follow the count and byte limits.
+    """
+    journal = Journal(tmp_path_factory.mktemp("state"))
+    journal.open()
+    journal.register_sink("plain")
+    journal.register_sink("filtered")
+    number = 0
+    for pads in rounds:
+        events = []
+        for pad in pads:
+            number += 1
+            event_id = f"evt-{number:04d}"
+            events.append(Event(event_id, number, {"id": event_id, "pad": "x" * pad}))
+        fill(journal, events)
+    batch = {"max_events": max_events, "max_bytes": max_bytes, "max_wait_secs": 0.05}
+    plain, filtered = RecordingSink(), RecordingSink()
+    runners = [
+        SinkRunner("plain", plain, section(batch=batch), journal),
+        SinkRunner(
+            "filtered", filtered, section(batch=batch, filter={"min_severity": "info"}), journal
+        ),
+    ]
+
+    async def deliver() -> None:
+        for runner in runners:
+            await run_until(runner, number)
+
+    asyncio.run(deliver())
+    journal.close()
+
+    payloads = [
+        b'{"id":"evt-%04d","pad":"%s"}' % (n, b"x" * pad)
+        for n, pad in enumerate((pad for pads in rounds for pad in pads), start=1)
+    ]
+    expected = expected_batches(payloads, max_events, max_bytes)
+    assert [b.payloads for b in plain.accepted] == expected
+    assert [b.payloads for b in filtered.accepted] == expected
+    assert [b.key for b in plain.accepted] == [
+        b.key.replace("filtered", "plain") for b in filtered.accepted
+    ]
+    events = [e for b in plain.accepted for e in b.events]
+    assert [(e.id, e.time_ns) for e in events] == [
+        (f"evt-{n:04d}", n) for n in range(1, number + 1)
+    ]
+    assert [e.raw["pad"] for e in events] == ["x" * pad for pads in rounds for pad in pads]
 
 
 def test_dead_letters_survive_short_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

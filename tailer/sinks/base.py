@@ -28,6 +28,7 @@ Contract:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -73,7 +74,7 @@ class Batch:
     """
 
     sink: str
-    events: list[Event]
+    events: Sequence[Event]
     payloads: list[bytes]
     first_seq: int
     last_seq: int
