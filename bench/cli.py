@@ -11,6 +11,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from bench.catchup import measure_catchup, measure_clean_rate, measure_faulty_api
@@ -142,9 +143,7 @@ def _run_scenarios(plan: Plan, selected: Sequence[str], workdir: Path) -> tuple[
         succeeded &= _run("memory", lambda: measure_memory(plan), rows)
     if "live" in selected:
         for rate in plan.live_rates:
-            succeeded &= _run(
-                f"live, {rate:g} events/s", lambda rate=rate: measure_live(plan, rate), rows
-            )
+            succeeded &= _run(f"live, {rate:g} events/s", partial(measure_live, plan, rate), rows)
     if "idle" in selected:
         succeeded &= _run("idle follow", lambda: measure_idle(plan), rows)
     return rows, succeeded

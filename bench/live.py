@@ -57,7 +57,7 @@ class _StampedReader(threading.Thread):
 
     def stamped_lines(self) -> list[tuple[float, bytes]]:
         """Return each complete line with the stamp of the chunk that ended it."""
-        lines = []
+        lines: list[tuple[float, bytes]] = []
         pending = b""
         for stamp, chunk in self.chunks:
             *complete, pending = (pending + chunk).split(b"\n")

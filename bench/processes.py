@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def run_child(
         env=environment if environment is not None else child_environment(),
         start_new_session=True,
     )
-    outcome: list[tuple[int, os.struct_rusage, float]] = []
+    outcome: list[tuple[int, resource.struct_rusage, float]] = []
 
     def reap() -> None:
         _, status, usage = os.wait4(process.pid, 0)
