@@ -61,12 +61,19 @@ def _read_token_file(file: Path, setting: str) -> tuple[str, FileIdentity]:
             value = handle.read().decode("utf-8").strip()
     except FileNotFoundError:
         raise ConfigError(f"token file {str(file)!r} not found; check {setting}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
         raise ConfigError(
-            f"token file {str(file)!r} cannot be read: {exc.__class__.__name__}"
+            f"token file {str(file)!r} is not UTF-8 text; write the API key into it ({setting})"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise ConfigError(
+            f"token file {str(file)!r} cannot be read ({reason}); check {setting}"
         ) from None
     if not value:
-        raise ConfigError(f"token file {str(file)!r} is empty; write the API key into it")
+        raise ConfigError(
+            f"token file {str(file)!r} is empty; write the API key into it ({setting})"
+        )
     return value, identity
 
 

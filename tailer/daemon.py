@@ -32,7 +32,7 @@ from tailer.poller import Poller, PollerSettings, SourceCheckpoint
 from tailer.runner import RunnerStatistics, SinkRunner
 from tailer.service import ServiceListener
 from tailer.sinks import Sink, load_sink_class
-from tailer.sources import build_source
+from tailer.sources import build_sources
 
 __all__ = ["Daemon", "build_sinks"]
 
@@ -92,10 +92,7 @@ class Daemon:
 
     async def run(self) -> None:
         # Validate every source before taking the lock, so config errors surface first.
-        sources = {
-            name: build_source(name, section, self._environ)
-            for name, section in self.config.sources.items()
-        }
+        sources = build_sources(self.config.sources, self._environ)
         self._lock.acquire()
         try:
             self.journal.open(upgrade=True)

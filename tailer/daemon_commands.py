@@ -25,6 +25,7 @@ from tailer.lock import StateLock
 from tailer.logs import LOG_LEVELS, configure_logging
 from tailer.poller import MIN_WIDTH_NS, SourceCheckpoint
 from tailer.sinks import Batch, SinkError
+from tailer.sources import build_sources
 from tailer.tail import run_main
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time_or_duration
 
@@ -89,6 +90,12 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
     parser.add_argument(
         "--config", dest="config_option", metavar="CONFIG", help="the same as CONFIG"
     )
+    parser.add_argument(
+        "--check-credentials",
+        action="store_true",
+        help="also read each source's API key as `run` would: its token_env variable "
+        "must be set, or its token_file readable and not empty",
+    )
     args = parser.parse_args(argv)
     if args.config and args.config_option and args.config != args.config_option:
         parser.error(f"two config files given, {args.config} and {args.config_option}; give one")
@@ -96,10 +103,16 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
     config = _load(path, parser.prog)
     if isinstance(config, ExitCode):
         return config
+    if args.check_credentials:
+        try:
+            build_sources(config.sources)
+        except ConfigError as exc:
+            return _report(exc.problems, parser.prog)
     print(
         f"{path or 'the environment'}: valid: {len(config.sources)} source(s) "
         f"({', '.join(config.sources)}), {len(config.sinks)} sink(s) "
         f"({', '.join(f'{name} ({s.type})' for name, s in config.sinks.items())})"
+        + ("; every API key found" if args.check_credentials else "")
     )
     return ExitCode.OK
 

@@ -14,7 +14,7 @@ from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.timeparse import NS_PER_SECOND, parse_duration, parse_time
 
-__all__ = ["build_source"]
+__all__ = ["build_source", "build_sources"]
 
 
 def _since(text: str) -> TimeBound:
@@ -22,6 +22,22 @@ def _since(text: str) -> TimeBound:
         return TimeBound(ago_ns=parse_duration(text))
     except ValueError:
         return TimeBound(absolute_ns=parse_time(text))
+
+
+def build_sources(
+    sections: Mapping[str, SourceConfig], environ: Mapping[str, str] | None = None
+) -> dict[str, tuple[ClientOptions, PollerSettings]]:
+    """Build every source; raise one ConfigError that lists the problems of all of them."""
+    built: dict[str, tuple[ClientOptions, PollerSettings]] = {}
+    problems: list[str] = []
+    for name, section in sections.items():
+        try:
+            built[name] = build_source(name, section, environ)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return built
 
 
 def build_source(

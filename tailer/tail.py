@@ -238,5 +238,6 @@ def run_main(
     except KeyboardInterrupt:
         return stop_code if stop_code is not None else ExitCode.INTERRUPTED
     except (ConfigError, ApiError) as exc:
-        print(f"runtools-tail: {exc}", file=sys.stderr)
+        for problem in exc.problems if isinstance(exc, ConfigError) else [str(exc)]:
+            print(f"runtools-tail: {problem}", file=sys.stderr)
         return _exit_code_for(exc)

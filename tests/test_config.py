@@ -314,3 +314,56 @@ def test_check_config_from_environment_alone(tmp_path: Path) -> None:
     assert result.stdout == (
         "the environment: valid: 1 source(s) (main), 1 sink(s) (archive (file))\n"
     )
+
+
+def test_check_config_reads_every_api_key_on_request(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    token = tmp_path / "token"
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        "sources:\n"
+        f"  main:\n    api_url: http://127.0.0.1:8080\n    token_file: {token}\n"
+        "  other:\n    api_url: http://127.0.0.1:8081\n    token_env: OTHER_TEST_KEY\n"
+        f"sinks:\n  archive:\n    type: file\n    path: {tmp_path / 'a.ndjson'}\n"
+    )
+    config.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != "OTHER_TEST_KEY"}
+
+    def check(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tailer", "check-config", str(config), *options],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+
+    structural = check()
+    assert structural.returncode == 0, structural.stderr
+    assert structural.stdout.endswith("2 source(s) (main, other), 1 sink(s) (archive (file))\n")
+
+    missing = check("--check-credentials")
+    assert missing.returncode == 2
+    assert missing.stdout == ""
+    assert missing.stderr.splitlines() == [
+        f"runtools-tail check-config: token file {str(token)!r} not found; "
+        "check sources.main.token_file",
+        "runtools-tail check-config: source 'other': no API key: set OTHER_TEST_KEY or token_file",
+    ]
+
+    token.write_text("rt_test_key\n")
+    token.chmod(0o600)
+    env["OTHER_TEST_KEY"] = "rt_other_key"
+    found = check("--check-credentials")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout == (
+        f"{config}: valid: 2 source(s) (main, other), 1 sink(s) (archive (file)); "
+        "every API key found\n"
+    )
+    assert "rt_test_key" not in found.stdout + found.stderr
+    assert "rt_other_key" not in found.stdout + found.stderr

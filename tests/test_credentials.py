@@ -116,9 +116,18 @@ def test_from_file_strips_whitespace(tmp_path: Path) -> None:
     ("setup", "problem"),
     [
         (lambda path: None, "not found; check --token-file"),
-        (lambda path: path.write_text(" \n"), "is empty; write the API key into it"),
-        (lambda path: path.mkdir(), "cannot be read: IsADirectoryError"),
-        (lambda path: path.write_bytes(b"\xff\xfe"), "cannot be read: UnicodeDecodeError"),
+        (
+            lambda path: path.write_text(" \n"),
+            "is empty; write the API key into it (--token-file)",
+        ),
+        (
+            lambda path: path.mkdir(),
+            "cannot be read (Is a directory); check --token-file",
+        ),
+        (
+            lambda path: path.write_bytes(b"\xff\xfe"),
+            "is not UTF-8 text; write the API key into it (--token-file)",
+        ),
     ],
     ids=["missing", "empty", "directory", "binary"],
 )
@@ -274,7 +283,7 @@ def test_empty_file_keeps_old_token(
             "log_level": "warning",
             "repeats": 0,
             "path": str(path),
-            "error": f"token file {str(path)!r} is empty; write the API key into it",
+            "error": f"token file {str(path)!r} is empty; write the API key into it (--token-file)",
         },
         {
             "event": "token.reloaded",

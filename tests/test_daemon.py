@@ -117,6 +117,36 @@ def config_file(tmp_path: Path, api_url: str, sinks: str, extra: str = "") -> Pa
 
 
 @pytest.mark.timeout(120)
+def test_every_missing_api_key_reported(tmp_path: Path) -> None:
+    config = tmp_path / "daemon.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\n"
+        "sources:\n"
+        f"  main: {{api_url: 'http://127.0.0.1:9', token_file: '{tmp_path / 'absent'}'}}\n"
+        "  other: {api_url: 'http://127.0.0.1:9', token_env: OTHER_TEST_KEY}\n"
+        "sinks:\n  out: {type: stdout}\n"
+    )
+    config.chmod(0o600)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tailer", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "OTHER_TEST_KEY"},
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"runtools-tail: token file {str(tmp_path / 'absent')!r} not found; "
+        "check sources.main.token_file",
+        "runtools-tail: source 'other': no API key: set OTHER_TEST_KEY or token_file",
+    ]
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.timeout(120)
 def test_second_daemon_on_same_state_refused(simulator: str, tmp_path: Path) -> None:
     config = config_file(tmp_path, simulator, "  out: {type: stdout}\n")
     log = tmp_path / "daemon.log"
