@@ -231,7 +231,8 @@ def build_tail_command(
     filters = QueryFilters({})
     try:
         filters = QueryFilters.from_mapping(
-            {param: getattr(args, param) for _, param, _ in _FILTER_OPTIONS}
+            {param: getattr(args, param) for _, param, _ in _FILTER_OPTIONS},
+            option_names={param: option for option, param, _ in _FILTER_OPTIONS},
         )
     except ConfigError as exc:
         problems.extend(exc.problems)

@@ -69,8 +69,14 @@ class QueryFilters:
     values: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Iterable[str]]) -> QueryFilters:
-        """Validate filter values; raise ConfigError listing every invalid one."""
+    def from_mapping(
+        cls, raw: Mapping[str, Iterable[str]], *, option_names: Mapping[str, str] | None = None
+    ) -> QueryFilters:
+        """Validate filter values; raise ConfigError listing every invalid one.
+
+        `option_names` maps a filter to the option that set it, such as
+        `--resource-id`, for the messages.
+        """
         problems: list[str] = []
         values: dict[str, tuple[str, ...]] = {}
         for name, given in raw.items():
@@ -81,12 +87,13 @@ class QueryFilters:
                 problems.append(f"unknown filter {name!r}; known: {', '.join(FILTER_FIELDS)}")
                 continue
             allowed = _ENUMS.get(name)
+            label = option_names.get(name, name) if option_names else f"filter {name}"
             for item in items:
                 if not item:
-                    problems.append(f"filter {name} has an empty value")
+                    problems.append(f"{label} has an empty value; give a value or leave it out")
                 elif allowed is not None and item not in allowed:
                     problems.append(
-                        f"filter {name} has invalid value {item!r}; allowed: {', '.join(allowed)}"
+                        f"{label} has invalid value {item!r}; allowed: {', '.join(allowed)}"
                     )
             values[name] = items
         if problems:

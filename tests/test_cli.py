@@ -148,7 +148,7 @@ def test_invalid_options_listed_together_with_usage_code(simulator: SimulatorPro
     stderr = result.stderr.decode().splitlines()
     assert len(stderr) == 3
     assert "--since 'yesterday' is invalid" in stderr[0]
-    assert "severity has invalid value 'fatal'" in stderr[1]
+    assert "--severity has invalid value 'fatal'; allowed: " in stderr[1]
     assert "--page-size 900 is outside 1..500" in stderr[2]
 
 

@@ -56,3 +56,16 @@ def test_invalid_values_all_reported() -> None:
     )
     assert "resource_type has invalid value 'planet'" in problems[1]
     assert "unknown filter 'colour'" in problems[2]
+
+
+def test_problems_name_the_option_given() -> None:
+    with pytest.raises(ConfigError) as caught:
+        QueryFilters.from_mapping(
+            {"resource_id": [""], "severity": ["fatal"]},
+            option_names={"resource_id": "--resource-id", "severity": "--severity"},
+        )
+
+    assert caught.value.problems == [
+        "--resource-id has an empty value; give a value or leave it out",
+        "--severity has invalid value 'fatal'; allowed: info, warning, error, success",
+    ]
