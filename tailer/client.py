@@ -249,10 +249,18 @@ class ActivityClient:
                 self._not_before = max(self._not_before, self._clock.monotonic() + wait)
 
             if policy.gives_up_after(attempts):
+                status = getattr(failure, "status", None)
+                # Without any response, the usual cause is the address or the network.
+                hint = (
+                    f"; check that {self._options.base_url} is the API's address "
+                    "and reachable from here"
+                    if status is None
+                    else ""
+                )
                 raise RetriesExhaustedError(
                     f"GET {ACTIVITY_PATH} failed {attempts} time{'s' if attempts != 1 else ''}; "
-                    f"last error: {failure}",
-                    status=getattr(failure, "status", None),
+                    f"last error: {failure}{hint}",
+                    status=status,
                 ) from failure
 
             if failure.status == 429:

@@ -881,6 +881,9 @@ async def test_connection_refused_exhausts_budget(stack: AsyncExitStack, clock: 
         "GET /v1/activity failed 2 times; last error: request failed: "
         f"ClientConnectorError: Cannot connect to host 127.0.0.1:{port} "
     )
+    assert str(caught.value).endswith(
+        f"; check that http://127.0.0.1:{port} is the API's address and reachable from here"
+    )
     assert caught.value.status is None
     assert clock.sleeps == [0.5]
 
@@ -966,7 +969,8 @@ async def test_timeout_exhausts_budget(stack: AsyncExitStack, clock: FakeClock) 
         await client.fetch_page({})
 
     assert str(caught.value) == (
-        "GET /v1/activity failed 2 times; last error: request timed out after 0.1 s"
+        "GET /v1/activity failed 2 times; last error: request timed out after 0.1 s; "
+        f"check that {server.url} is the API's address and reachable from here"
     )
     assert caught.value.status is None
 
