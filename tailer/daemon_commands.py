@@ -1,10 +1,11 @@
-"""The daemon's commands: `run`, `check-config`, `state show|reset`, `dead-letters replay`."""
+"""The daemon's commands: `run`, `check-config`, `state`, `dead-letters replay`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -175,7 +176,8 @@ def _print_state(report: dict[str, Any]) -> None:
 
 def _state(argv: Sequence[str]) -> ExitCode:
     parser = argparse.ArgumentParser(
-        prog="runtools-tail state", description="Show or reset the daemon's checkpoints."
+        prog="runtools-tail state",
+        description="Show or reset the daemon's checkpoints, or compact its journal.",
     )
     actions = parser.add_subparsers(dest="action", required=True)
     show = actions.add_parser(
@@ -191,6 +193,12 @@ def _state(argv: Sequence[str]) -> ExitCode:
     reset.add_argument(
         "--since", required=True, help="duration before now (local clock) or ISO 8601 time"
     )
+    compact = actions.add_parser(
+        "compact",
+        help="give the journal's free space back to the file system (the daemon must be "
+        "stopped; needs free disk of about the journal's live size in the state directory)",
+    )
+    compact.add_argument("--config", help=CONFIG_HELP)
     args = parser.parse_args(argv)
 
     config = _load(args.config, parser.prog)
@@ -217,6 +225,9 @@ def _state(argv: Sequence[str]) -> ExitCode:
             _print_state(report)
         return ExitCode.OK
 
+    if args.action == "compact":
+        return _compact(journal, config, parser.prog)
+
     if args.source not in config.sources:
         return _report(
             [f"unknown source {args.source!r}; configured: {', '.join(config.sources)}"],
@@ -240,6 +251,31 @@ def _state(argv: Sequence[str]) -> ExitCode:
     finally:
         lock.release()
     print(f"source {args.source}: will read again from {format_iso(since_ns, digits=3)}")
+    return ExitCode.OK
+
+
+def _compact(journal: Journal, config: DaemonConfig, prog: str) -> ExitCode:
+    lock = StateLock(config.state_dir)
+    try:
+        lock.acquire()
+    except ConfigError as exc:
+        return _report(exc.problems, prog)
+    try:
+        journal.open(upgrade=True)
+        try:
+            before, after = journal.compact()
+        except sqlite3.Error as exc:
+            return _report(
+                [f"compacting {str(journal.path)!r} failed: {exc}; the journal is unchanged"],
+                prog,
+            )
+        except (ConfigError, OSError) as exc:
+            return _report([f"compacting {str(journal.path)!r} failed: {exc}"], prog)
+        finally:
+            journal.close()
+    finally:
+        lock.release()
+    print(f"journal: {before} bytes on disk before, {after} after")
     return ExitCode.OK
 
 

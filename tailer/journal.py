@@ -154,6 +154,15 @@ class SinkCheckpoint:
     pending: tuple[int, int] | None
 
 
+def _fsync_path(path: Path) -> None:
+    """Flush a file's or a directory's contents to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _create_private(path: Path) -> None:
     """Create `path` with mode 0600 if it does not exist, so no other user can read it."""
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
@@ -561,6 +570,44 @@ class Journal:
             with contextlib.suppress(FileNotFoundError):
                 total += path.stat().st_size
         return total
+
+    def compact(self) -> tuple[int, int]:
+        """Rewrite the database without its free pages; return its bytes on disk before and after.
+
+        SQLite writes a compacted copy beside the database (`VACUUM INTO`), which
+        then replaces it, so this needs free disk of about the journal's live
+        bytes. Call it only while holding the state directory's lock, because no
+        other connection may use the file while it is swapped. Raises
+        ConfigError when another process still has the journal open; the
+        journal is then unchanged.
+        """
+        before = self.file_bytes()
+        copy = self.path.with_name(self.path.name + ".compact")
+        copy.unlink(missing_ok=True)  # left behind by an interrupted compaction
+        _create_private(copy)
+        try:
+            self.db.execute("VACUUM INTO ?", (str(copy),))
+            _fsync_path(copy)
+            self.close()
+            # Closing the last connection copies the log into the database and deletes
+            # it. A log still there belongs to another connection, and would be
+            # applied to the new file on the next open.
+            log = self.path.with_name(self.path.name + "-wal")
+            if log.exists() and log.stat().st_size > 0:
+                raise ConfigError(
+                    f"journal {str(self.path)!r} is open in another process, so it was not "
+                    "compacted; stop every runtools-tail command that uses the state "
+                    "directory and try again"
+                )
+        except BaseException:
+            copy.unlink(missing_ok=True)
+            if self._db is None:
+                self.open()
+            raise
+        os.replace(copy, self.path)
+        _fsync_path(self.directory)
+        self.open()
+        return before, self.file_bytes()
 
     def used_bytes(self) -> int:
         """Return the bytes the database's live pages occupy.

@@ -228,6 +228,34 @@ def test_state_reset_reads_again(simulator: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
+def test_state_compact_waits_for_stopped_daemon(simulator: str, tmp_path: Path) -> None:
+    import re
+
+    archive = tmp_path / "archive.ndjson"
+    config = config_file(tmp_path, simulator, f"  archive: {{type: file, path: '{archive}'}}\n")
+    daemon = start(config, tmp_path / "daemon.log")
+    wait_for(
+        lambda: archive.exists() and len(archive.read_bytes().splitlines()) == 300, 60, "events"
+    )
+
+    busy = command("state", "compact", "--config", str(config))
+    assert busy.returncode == 2
+    assert "is in use by another runtools-tail process (PID" in busy.stderr
+    daemon.send_signal(signal.SIGTERM)
+    assert daemon.wait(30) == 0
+
+    compacted = command("state", "compact", "--config", str(config))
+    assert compacted.returncode == 0, compacted.stderr
+    sizes = re.fullmatch(r"journal: (\d+) bytes on disk before, (\d+) after\n", compacted.stdout)
+    assert sizes is not None, compacted.stdout
+    assert 0 < int(sizes[2]) < int(sizes[1])
+    shown = orjson.loads(command("state", "show", "--config", str(config), "--json").stdout)
+    assert shown["newest_seq"] == 300
+    assert shown["sinks"] == {"archive": {"offset": 300, "backlog": 0}}
+    assert shown["journal_file_bytes"] == int(sizes[2])
+
+
+@pytest.mark.timeout(120)
 def test_dead_letters_replayed(simulator: str, receiver: Receiver, tmp_path: Path) -> None:
     dead = tmp_path / "hook.dead.ndjson"
     sinks = (

@@ -191,6 +191,51 @@ def test_used_bytes_grows_and_shrinks(journal: Journal) -> None:
     assert journal.used_bytes() < full - 500 * 1500
 
 
+def test_compact_returns_free_pages_and_keeps_backlog(journal: Journal) -> None:
+    journal.register_sink("s")
+    padding = "x" * 2000
+    for start in range(0, 3000, 500):
+        events = [
+            Event(f"evt-{n:05d}", n, {"id": f"evt-{n:05d}", "pad": padding})
+            for n in range(start + 1, start + 501)
+        ]
+        journal.append("main", events, checkpoint(start + 500))
+    journal.commit_offset("s", 2900, {"size": 1})
+    assert journal.prune(["s"]) == 2500  # each round is a chunk; 2501-3000 is partly confirmed
+    before_file = journal.file_bytes()
+
+    before, after = journal.compact()
+
+    assert before == before_file
+    assert after < before / 2
+    assert after == journal.file_bytes()
+    assert [e.event.id for e in journal.read(2900, 200)] == [
+        f"evt-{n:05d}" for n in range(2901, 3001)
+    ]
+    assert journal.register_sink("s").offset == 2900
+    journal.append("main", [event(5000)], checkpoint(5000))  # still writable
+    assert journal.newest_seq() == 3001
+
+
+def test_compact_refused_while_another_connection_is_open(journal: Journal) -> None:
+    import sqlite3
+
+    journal.append("main", [event(n) for n in range(1, 11)], checkpoint(10))
+    other = sqlite3.connect(journal.path)
+    try:
+        assert other.execute("SELECT COUNT(*) FROM chunks").fetchone() == (1,)
+        with pytest.raises(ConfigError, match="is open in another process, so it was not"):
+            journal.compact()
+    finally:
+        other.close()
+
+    assert [e.event.id for e in journal.read(0, 20)] == [f"evt-{n:04d}" for n in range(1, 11)]
+    assert not journal.path.with_name("journal.sqlite.compact").exists()
+    before, after = journal.compact()
+    assert after <= before
+    assert oct(journal.path.stat().st_mode & 0o777) == "0o600"
+
+
 def test_statuses(journal: Journal) -> None:
     journal.set_status("paused", "journal full; held back by sink slow")
     assert journal.statuses() == {"paused": "journal full; held back by sink slow"}
