@@ -244,11 +244,15 @@ def _state(argv: Sequence[str]) -> ExitCode:
         return _report(exc.problems, parser.prog)
     try:
         journal.open(upgrade=True)
+    except ConfigError as exc:
+        lock.release()
+        return _report(exc.problems, parser.prog)
+    try:
         journal.reset_source(
             args.source, SourceCheckpoint(since_ns, since_ns, None, MIN_WIDTH_NS).to_dict()
         )
-        journal.close()
     finally:
+        journal.close()
         lock.release()
     print(f"source {args.source}: will read again from {format_iso(since_ns, digits=3)}")
     return ExitCode.OK
@@ -261,7 +265,10 @@ def _compact(journal: Journal, config: DaemonConfig, prog: str) -> ExitCode:
     except ConfigError as exc:
         return _report(exc.problems, prog)
     try:
-        journal.open(upgrade=True)
+        try:
+            journal.open(upgrade=True)
+        except ConfigError as exc:
+            return _report(exc.problems, prog)
         try:
             before, after = journal.compact()
         except sqlite3.Error as exc:

@@ -117,6 +117,31 @@ def config_file(tmp_path: Path, api_url: str, sinks: str, extra: str = "") -> Pa
 
 
 @pytest.mark.timeout(120)
+def test_newer_journal_format_reported_by_state_commands(tmp_path: Path) -> None:
+    import sqlite3
+
+    from tailer.journal import Journal
+
+    journal = Journal(tmp_path / "state")
+    journal.open()
+    journal.close()
+    with sqlite3.connect(journal.path) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.close()
+    config = config_file(tmp_path, "http://127.0.0.1:9", "  out: {type: stdout}\n")
+    expected = (
+        f"runtools-tail state: journal {journal.path} is in format version 99, and this "
+        "version of runtools-tail reads version 2; run the newer version that wrote it, "
+        "or move the state directory aside to start afresh\n"
+    )
+
+    for action in (["show"], ["reset", "--source", "main", "--since", "1h"], ["compact"]):
+        result = command("state", *action, "--config", str(config))
+        assert result.returncode == 2, action
+        assert result.stderr == expected, action
+
+
+@pytest.mark.timeout(120)
 def test_every_missing_api_key_reported(tmp_path: Path) -> None:
     config = tmp_path / "daemon.yaml"
     config.write_text(
