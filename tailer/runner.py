@@ -28,6 +28,7 @@ from tailer.clock import Clock, SystemClock
 from tailer.config import SinkSection
 from tailer.deadletters import DeadLetterFile
 from tailer.encodings import JsonEncoder, get_encoder
+from tailer.errors import ConfigError
 from tailer.event import Event, StoredEvents
 from tailer.journal import Journal, StoredRun
 from tailer.ratelimit import RepeatLimiter
@@ -116,7 +117,14 @@ class SinkRunner:
         checkpoint = self._journal.register_sink(self.name)
         self.offset = checkpoint.offset
         self._state = checkpoint.state
-        await self.sink.open(self._state)
+        try:
+            await self.sink.open(self._state)
+        except SinkError as exc:
+            # Sinks retry what may pass by itself in `send`; a failed open needs a person.
+            raise ConfigError(
+                f"sink {self.name!r} cannot start: {exc}; fix its settings or the file "
+                "system, then start again"
+            ) from None
         _log.info("sink.started", sink=self.name, offset=self.offset, type=self.section.type)
         try:
             if checkpoint.pending is not None:

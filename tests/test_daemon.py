@@ -142,6 +142,36 @@ def test_newer_journal_format_reported_by_state_commands(tmp_path: Path) -> None
 
 
 @pytest.mark.timeout(120)
+def test_unusable_paths_are_config_errors(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    bad_state = tmp_path / "bad-state.yaml"
+    bad_state.write_text(
+        f"state_dir: {blocker / 'state'}\n"
+        "sources:\n  main: {api_url: 'http://127.0.0.1:9'}\nsinks:\n  out: {type: stdout}\n"
+    )
+    bad_state.chmod(0o600)
+    bad_sink = config_file(
+        tmp_path, "http://127.0.0.1:9", f"  archive: {{type: file, path: '{blocker / 'x'}'}}\n"
+    )
+
+    state_result = command("run", "--config", str(bad_state))
+    sink_result = command("run", "--config", str(bad_sink), "--log-format", "json")
+
+    assert state_result.returncode == 2
+    assert state_result.stderr == (
+        f"runtools-tail: state directory {str(blocker / 'state')!r} cannot be used: "
+        "Not a directory; check state_dir and the permissions of its parents\n"
+    )
+    assert sink_result.returncode == 2
+    assert "Traceback" not in sink_result.stderr
+    assert sink_result.stderr.splitlines()[-1] == (
+        f"runtools-tail: sink 'archive' cannot start: file sink 'archive' failed to open "
+        f"{blocker}: File exists; fix its settings or the file system, then start again"
+    )
+
+
+@pytest.mark.timeout(120)
 def test_every_missing_api_key_reported(tmp_path: Path) -> None:
     config = tmp_path / "daemon.yaml"
     config.write_text(
