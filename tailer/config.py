@@ -29,7 +29,13 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
 
 from tailer.encodings import Encoding
 from tailer.errors import ConfigError
@@ -294,7 +300,41 @@ def _shown_value(location: tuple[Any, ...], value: object, *, hide: bool) -> str
     return f"value {value!r}"
 
 
-def _describe(error: Mapping[str, Any], path: Path, *, hide_input: bool = False) -> str:
+def _variable_for(location: tuple[Any, ...], overrides: Mapping[str, Any]) -> str | None:
+    """Return the `RUNTOOLS_TAIL_…` variable that set the value at `location`, if one did."""
+    value: Any = overrides
+    for depth, part in enumerate(location):
+        if not isinstance(value, Mapping) or str(part) not in value:
+            return None
+        value = value[str(part)]
+        if not isinstance(value, Mapping):
+            return ENV_PREFIX + "__".join(str(p).upper() for p in location[: depth + 1])
+    return None
+
+
+def _merged(document: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return `document` with `overrides` laid over it, mappings merged key by key."""
+    merged = dict(document)
+    for key, value in overrides.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = _merged(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(
+    error: Mapping[str, Any],
+    path: Path,
+    *,
+    hide_input: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+) -> str:
+    """Describe one validation error, naming the variable instead of the file when one set it."""
+    variable = _variable_for(tuple(error["loc"]), overrides or {})
+    if variable is not None:
+        path = Path(variable)
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "missing":
         shown = "missing"
@@ -318,9 +358,16 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
     problems: list[str] = []
     config: DaemonConfig | None = None
     try:
+        overrides = EnvSettingsSource(DaemonConfig)()
+    except SettingsError as exc:
+        raise ConfigError(
+            f"{exc}: a {ENV_PREFIX}… variable for a whole section must hold a JSON object; "
+            f"or set each field in a variable of its own, such as {ENV_PREFIX}SINKS__OUT__TYPE"
+        ) from None
+    try:
         config = DaemonConfig(**document)
     except ValidationError as exc:
-        problems.extend(_describe(error, file) for error in exc.errors())
+        problems.extend(_describe(error, file, overrides=overrides) for error in exc.errors())
         # pydantic checks names only once a section's entries are valid; report
         # bad names in the same run as the entries' own errors.
         for section_name in ("sources", "sinks"):
@@ -333,7 +380,7 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
     if config is not None:
         sections = {name: (s.type, s.sink_options()) for name, s in config.sinks.items()}
     else:
-        sections = _raw_sink_sections(document)
+        sections = _raw_sink_sections(_merged(document, overrides))
     for name, (type_name, options) in sections.items():
         try:
             sink_class = load_sink_class(type_name)
@@ -346,7 +393,7 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
             hide = bool(sink_class.config_model.model_config.get("hide_input_in_errors"))
             for error in exc.errors():
                 located = {**error, "loc": ("sinks", name, *error["loc"])}
-                problems.append(_describe(located, file, hide_input=hide))
+                problems.append(_describe(located, file, hide_input=hide, overrides=overrides))
     if problems:
         raise ConfigError(problems)
     assert config is not None

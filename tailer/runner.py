@@ -120,7 +120,7 @@ class SinkRunner:
         try:
             await self.sink.open(self._state)
         except SinkError as exc:
-            # Sinks retry what may pass by itself in `send`; a failed open needs a person.
+            # Sinks retry transient failures in `send`, so a failed open needs a person to act.
             raise ConfigError(
                 f"sink {self.name!r} cannot start: {exc}; fix its settings or the file "
                 "system, then start again"

@@ -367,3 +367,43 @@ def test_check_config_reads_every_api_key_on_request(tmp_path: Path) -> None:
     )
     assert "rt_test_key" not in found.stdout + found.stderr
     assert "rt_other_key" not in found.stdout + found.stderr
+
+
+def test_errors_from_variables_name_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path,
+        "sources:\n  main:\n    api_url: http://127.0.0.1:8080\n"
+        f"sinks:\n  archive:\n    type: file\n    path: {tmp_path / 'a.ndjson'}\n"
+        f"  warn:\n    type: file\n    path: {tmp_path / 'w.ndjson'}\n    fsync: sometimes\n",
+    )
+    monkeypatch.setenv("RUNTOOLS_TAIL_SINKS__ARCHIVE__ROTATE_MAX_BYTES", "ten")
+    monkeypatch.setenv("RUNTOOLS_TAIL_SINKS__WARN__FILTER__MIN_SEVERITY", "bad")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert sorted(caught.value.problems) == [
+        f"{path}: sinks.warn.fsync: Input should be 'batch' or 'interval' (value 'sometimes')",
+        "RUNTOOLS_TAIL_SINKS__ARCHIVE__ROTATE_MAX_BYTES: sinks.archive.rotate_max_bytes: "
+        "Input should be a valid integer, unable to parse string as an integer (value 'ten')",
+        "RUNTOOLS_TAIL_SINKS__WARN__FILTER__MIN_SEVERITY: sinks.warn.filter.min_severity: "
+        "Input should be 'info', 'warning' or 'error' (value 'bad')",
+    ]
+
+
+def test_section_variable_without_json_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "sources:\n  main:\n    api_url: http://127.0.0.1:8080\n")
+    monkeypatch.setenv("RUNTOOLS_TAIL_SINKS", "{not json")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert caught.value.problems == [
+        'error parsing value for field "sinks" from source "EnvSettingsSource": a '
+        "RUNTOOLS_TAIL_… variable for a whole section must hold a JSON object; or set each "
+        "field in a variable of its own, such as RUNTOOLS_TAIL_SINKS__OUT__TYPE"
+    ]
