@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -237,51 +238,50 @@ def _state(argv: Sequence[str]) -> ExitCode:
         since_ns = parse_time_or_duration(args.since, time.time_ns())
     except ValueError as exc:
         return _report([f"--since: {exc}"], parser.prog)
-    lock = StateLock(config.state_dir)
     try:
-        lock.acquire()
+        with _locked_journal(journal, config):
+            journal.reset_source(
+                args.source, SourceCheckpoint(since_ns, since_ns, None, MIN_WIDTH_NS).to_dict()
+            )
     except ConfigError as exc:
         return _report(exc.problems, parser.prog)
-    try:
-        journal.open(upgrade=True)
-    except ConfigError as exc:
-        lock.release()
-        return _report(exc.problems, parser.prog)
-    try:
-        journal.reset_source(
-            args.source, SourceCheckpoint(since_ns, since_ns, None, MIN_WIDTH_NS).to_dict()
-        )
-    finally:
-        journal.close()
-        lock.release()
     print(f"source {args.source}: will read again from {format_iso(since_ns, digits=3)}")
     return ExitCode.OK
 
 
-def _compact(journal: Journal, config: DaemonConfig, prog: str) -> ExitCode:
+@contextlib.contextmanager
+def _locked_journal(journal: Journal, config: DaemonConfig) -> Iterator[Journal]:
+    """Hold the state directory's lock with `journal` open, converted if older.
+
+    Raises ConfigError when another process holds the lock or the journal's
+    format cannot be used.
+    """
     lock = StateLock(config.state_dir)
+    lock.acquire()
     try:
-        lock.acquire()
-    except ConfigError as exc:
-        return _report(exc.problems, prog)
-    try:
+        journal.open(upgrade=True)
         try:
-            journal.open(upgrade=True)
-        except ConfigError as exc:
-            return _report(exc.problems, prog)
-        try:
-            before, after = journal.compact()
-        except sqlite3.Error as exc:
-            return _report(
-                [f"compacting {str(journal.path)!r} failed: {exc}; the journal is unchanged"],
-                prog,
-            )
-        except (ConfigError, OSError) as exc:
-            return _report([f"compacting {str(journal.path)!r} failed: {exc}"], prog)
+            yield journal
         finally:
             journal.close()
     finally:
         lock.release()
+
+
+def _compact(journal: Journal, config: DaemonConfig, prog: str) -> ExitCode:
+    try:
+        with _locked_journal(journal, config):
+            try:
+                before, after = journal.compact()
+            except sqlite3.Error as exc:
+                return _report(
+                    [f"compacting {str(journal.path)!r} failed: {exc}; the journal is unchanged"],
+                    prog,
+                )
+            except (ConfigError, OSError) as exc:
+                return _report([f"compacting {str(journal.path)!r} failed: {exc}"], prog)
+    except ConfigError as exc:
+        return _report(exc.problems, prog)
     print(f"journal: {before} bytes on disk before, {after} after")
     return ExitCode.OK
 
