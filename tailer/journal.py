@@ -52,6 +52,7 @@ import structlog
 from tailer.dedupe import DedupeWindow
 from tailer.errors import ConfigError
 from tailer.event import Event, stored_event
+from tailer.fileio import fsync_directory, fsync_file
 
 __all__ = [
     "CHUNK_EVENTS",
@@ -79,6 +80,10 @@ CHECKPOINT_INTERVAL_SECS = 1.0
 _FALLBACK_CHECKPOINT_PAGES = 16384
 
 _log = structlog.get_logger("tailer.journal")
+
+_INSERT_CHUNK = (
+    "INSERT INTO chunks (last_seq, first_seq, source, ids, times, events) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -152,15 +157,6 @@ class SinkCheckpoint:
     offset: int
     state: dict[str, Any] | None
     pending: tuple[int, int] | None
-
-
-def _fsync_path(path: Path) -> None:
-    """Flush a file's or a directory's contents to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _create_private(path: Path) -> None:
@@ -261,6 +257,11 @@ class Journal:
         self._last_chunk = None
 
     @property
+    def _log_path(self) -> Path:
+        """The write-ahead log SQLite keeps beside the database."""
+        return self.path.with_name(self.path.name + "-wal")
+
+    @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("the journal is not open")
@@ -331,8 +332,7 @@ class Journal:
             stop = min(start + CHUNK_EVENTS, len(events))
             lines = b"\n".join([event.to_json() for event in events[start:stop]])
             db.execute(
-                "INSERT INTO chunks (last_seq, first_seq, source, ids, times, events) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                _INSERT_CHUNK,
                 (
                     newest + stop,
                     newest + start + 1,
@@ -566,7 +566,7 @@ class Journal:
         near the largest the journal has been, while `used_bytes` shrinks.
         """
         total = 0
-        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+        for path in (self.path, self._log_path):
             with contextlib.suppress(FileNotFoundError):
                 total += path.stat().st_size
         return total
@@ -587,13 +587,12 @@ class Journal:
         _create_private(copy)
         try:
             self.db.execute("VACUUM INTO ?", (str(copy),))
-            _fsync_path(copy)
+            fsync_file(copy)
             self.close()
             # Closing the last connection copies the log into the database and deletes
             # it. A log still there belongs to another connection, and would be
             # applied to the new file on the next open.
-            log = self.path.with_name(self.path.name + "-wal")
-            if log.exists() and log.stat().st_size > 0:
+            if self._log_path.exists() and self._log_path.stat().st_size > 0:
                 raise ConfigError(
                     f"journal {str(self.path)!r} is open in another process, so it was not "
                     "compacted; stop every runtools-tail command that uses the state "
@@ -605,7 +604,7 @@ class Journal:
                 self.open()
             raise
         os.replace(copy, self.path)
-        _fsync_path(self.directory)
+        fsync_directory(self.directory)
         self.open()
         return before, self.file_bytes()
 
@@ -671,8 +670,7 @@ def _migrate_from_version_1(db: sqlite3.Connection) -> int:
 
     def store() -> None:
         db.execute(
-            "INSERT INTO chunks (last_seq, first_seq, source, ids, times, events) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            _INSERT_CHUNK,
             (
                 chunk[-1][0],
                 chunk[0][0],

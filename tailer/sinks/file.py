@@ -66,7 +66,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tailer.clock import Clock, SystemClock
-from tailer.fileio import write_all
+from tailer.fileio import fsync_directory, write_all
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 
 __all__ = ["FileSink", "FileSinkConfig"]
@@ -442,7 +442,7 @@ class FileSink(Sink):
         finally:
             os.close(fd)
         os.replace(temporary, self._marker_path)
-        _fsync_directory(self._marker_path.parent)
+        fsync_directory(self._marker_path.parent)
 
     def _remove_marker(self) -> None:
         try:
@@ -450,7 +450,7 @@ class FileSink(Sink):
         except FileNotFoundError:
             pass
         else:
-            _fsync_directory(self._marker_path.parent)
+            fsync_directory(self._marker_path.parent)
         self._marker_pending = False
 
     # -- the active file -------------------------------------------------------
@@ -756,15 +756,6 @@ def _open_append(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, _FILE_MODE)
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make renames, creations and deletions in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _head_sha256(fd: int, size: int) -> str:
     return hashlib.sha256(os.pread(fd, min(size, _HEAD_BYTES), 0)).hexdigest()
 
@@ -840,5 +831,5 @@ def _gzip_file(source: Path) -> None:
         raw.flush()
         os.fsync(raw.fileno())
     os.replace(temporary, target)
-    _fsync_directory(source.parent)
+    fsync_directory(source.parent)
     os.unlink(source)
