@@ -55,6 +55,11 @@ class DedupeWindow:
         if run.ids:
             heapq.heappush(self._runs, run)
 
+    def add_unsorted(self, ids: Sequence[str], times: Sequence[int]) -> None:
+        """Remember `ids` with their `times`, in any order."""
+        order = sorted(range(len(ids)), key=times.__getitem__)
+        self.add_sorted([ids[i] for i in order], [times[i] for i in order])
+
     def prune(self, horizon_ns: int) -> int:
         """Forget ids whose event time is before `horizon_ns`; return how many were removed."""
         removed = 0

@@ -636,8 +636,7 @@ def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
 def _remember(window: DedupeWindow, ids: list[str], times: list[int], since_ns: int | None) -> None:
     """Add one round's ids to `window`, then forget those before `since_ns`."""
     # A round from the poller is in time order already; a caller's may not be.
-    order = sorted(range(len(ids)), key=times.__getitem__)
-    window.add_sorted([ids[i] for i in order], [times[i] for i in order])
+    window.add_unsorted(ids, times)
     if since_ns is not None:
         window.prune(since_ns)
 

@@ -36,7 +36,6 @@ import collections
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -214,8 +213,8 @@ class Poller:
         self._variants = settings.filters.query_variants()
         self._local_filters = settings.filters.local_filters()
         self._seen = DedupeWindow()
-        remembered = sorted(seen, key=itemgetter(1))
-        self._seen.add_sorted([pair[0] for pair in remembered], [pair[1] for pair in remembered])
+        pairs = list(seen)
+        self._seen.add_unsorted([pair[0] for pair in pairs], [pair[1] for pair in pairs])
         self._reported_invalid: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._server_time: tuple[int, float] | None = None  # (server ns, local monotonic)
 

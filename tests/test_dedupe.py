@@ -56,6 +56,15 @@ def test_dedupe_add_sorted_skips_known_ids() -> None:
     assert sorted(window.ids()) == ["c"]
 
 
+def test_dedupe_add_unsorted_prunes_by_time() -> None:
+    window = DedupeWindow()
+    window.add_unsorted(["c", "a", "b"], [30, 10, 20])
+
+    assert window.prune(25) == 2
+    assert sorted(window.ids()) == ["c"]
+    assert window.prune(31) == 1
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     runs=st.lists(
