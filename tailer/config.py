@@ -361,8 +361,8 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
         overrides = EnvSettingsSource(DaemonConfig)()
     except SettingsError as exc:
         raise ConfigError(
-            f"{exc}: a {ENV_PREFIX}… variable for a whole section must hold a JSON object; "
-            f"or set each field in a variable of its own, such as {ENV_PREFIX}SINKS__OUT__TYPE"
+            f"{exc}. A {ENV_PREFIX}… variable for a whole section must contain a JSON object. "
+            f"Otherwise set each field in its own variable, such as {ENV_PREFIX}SINKS__OUT__TYPE"
         ) from None
     try:
         config = DaemonConfig(**document)

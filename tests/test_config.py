@@ -316,7 +316,7 @@ def test_check_config_from_environment_alone(tmp_path: Path) -> None:
     )
 
 
-def test_check_config_reads_every_api_key_on_request(tmp_path: Path) -> None:
+def test_check_config_checks_credentials(tmp_path: Path) -> None:
     import os
     import subprocess
     import sys
@@ -393,9 +393,7 @@ def test_errors_from_variables_name_the_variable(
     ]
 
 
-def test_section_variable_without_json_is_a_config_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_invalid_section_variable_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(tmp_path, "sources:\n  main:\n    api_url: http://127.0.0.1:8080\n")
     monkeypatch.setenv("RUNTOOLS_TAIL_SINKS", "{not json")
 
@@ -403,7 +401,7 @@ def test_section_variable_without_json_is_a_config_error(
         load_config(path)
 
     assert caught.value.problems == [
-        'error parsing value for field "sinks" from source "EnvSettingsSource": a '
-        "RUNTOOLS_TAIL_… variable for a whole section must hold a JSON object; or set each "
-        "field in a variable of its own, such as RUNTOOLS_TAIL_SINKS__OUT__TYPE"
+        'error parsing value for field "sinks" from source "EnvSettingsSource". A '
+        "RUNTOOLS_TAIL_… variable for a whole section must contain a JSON object. Otherwise "
+        "set each field in its own variable, such as RUNTOOLS_TAIL_SINKS__OUT__TYPE"
     ]

@@ -117,7 +117,7 @@ def config_file(tmp_path: Path, api_url: str, sinks: str, extra: str = "") -> Pa
 
 
 @pytest.mark.timeout(120)
-def test_newer_journal_format_reported_by_state_commands(tmp_path: Path) -> None:
+def test_state_commands_report_newer_format(tmp_path: Path) -> None:
     import sqlite3
 
     from tailer.journal import Journal
@@ -304,10 +304,10 @@ def test_state_compact_waits_for_stopped_daemon(simulator: str, tmp_path: Path) 
     sizes = re.fullmatch(r"journal: (\d+) bytes on disk before, (\d+) after\n", compacted.stdout)
     assert sizes is not None, compacted.stdout
     assert 0 < int(sizes[2]) < int(sizes[1])
-    shown = orjson.loads(command("state", "show", "--config", str(config), "--json").stdout)
-    assert shown["newest_seq"] == 300
-    assert shown["sinks"] == {"archive": {"offset": 300, "backlog": 0}}
-    assert shown["journal_file_bytes"] == int(sizes[2])
+    report = orjson.loads(command("state", "show", "--config", str(config), "--json").stdout)
+    assert report["newest_seq"] == 300
+    assert report["sinks"] == {"archive": {"offset": 300, "backlog": 0}}
+    assert report["journal_file_bytes"] == int(sizes[2])
 
 
 @pytest.mark.timeout(120)

@@ -54,7 +54,7 @@ def test_event_without_usable_id_or_time(raw: object, event_id: str | None, mess
     assert caught.value.event_id == event_id
 
 
-def test_stored_events_are_made_from_their_lines() -> None:
+def test_stored_events_built_from_lines() -> None:
     lines = [b'{"id":"a","n":1}', b'{"id":"b","n":[2,3]}']
     events = StoredEvents(["a", "b"], [10, 20], lines)
 

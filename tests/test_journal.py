@@ -191,7 +191,7 @@ def test_used_bytes_grows_and_shrinks(journal: Journal) -> None:
     assert journal.used_bytes() < full - 500 * 1500
 
 
-def test_compact_returns_free_pages_and_keeps_backlog(journal: Journal) -> None:
+def test_compact_frees_pages_keeps_backlog(journal: Journal) -> None:
     journal.register_sink("s")
     padding = "x" * 2000
     for start in range(0, 3000, 500):
@@ -217,7 +217,7 @@ def test_compact_returns_free_pages_and_keeps_backlog(journal: Journal) -> None:
     assert journal.newest_seq() == 3001
 
 
-def test_compact_refused_while_another_connection_is_open(journal: Journal) -> None:
+def test_compact_rejected_while_journal_open(journal: Journal) -> None:
     import sqlite3
 
     journal.append("main", [event(n) for n in range(1, 11)], checkpoint(10))

@@ -316,13 +316,13 @@ def expected_batches(payloads: list[bytes], max_events: int, max_bytes: int) -> 
     max_events=st.integers(min_value=1, max_value=25),
     max_bytes=st.integers(min_value=1, max_value=4000),
 )
-def test_batches_from_stored_lines_match_encoded_events(
+def test_stored_and_encoded_batches_match(
     tmp_path_factory: pytest.TempPathFactory,
     rounds: list[list[int]],
     max_events: int,
     max_bytes: int,
 ) -> None:
-    """Without a filter the runner sends the journaled lines; with one it encodes each event.
+    """Without a filter the runner sends the journaled lines, and with one it encodes each event.
 
     A filter that admits every event here must give the same batches, keys and
     bytes, and both must follow the count and byte limits.
