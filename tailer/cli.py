@@ -21,7 +21,7 @@ from tailer.output import OutputFormat, make_formatter, use_color
 from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.tail import TailCommand, run_main, run_tail
-from tailer.timeparse import parse_duration, parse_time
+from tailer.timeparse import parse_ago, parse_duration, parse_time
 from tailer.urls import url_problem as check_url
 
 __all__ = ["build_tail_command", "main", "tail_parser"]
@@ -194,7 +194,7 @@ def tail_parser() -> argparse.ArgumentParser:
 
 def _time_bound(option: str, text: str) -> TimeBound:
     try:
-        return TimeBound(ago_ns=parse_duration(text))
+        return TimeBound(ago_ns=parse_ago(text))
     except ValueError:
         pass
     try:
@@ -349,9 +349,36 @@ def _tail(argv: Sequence[str]) -> ExitCode:
     return run_main(tail)
 
 
+# Options whose value may start with "-", as in `--since -5m`. Given as a separate
+# word, argparse would take such a value for an unknown option.
+_DASH_VALUE_OPTIONS = frozenset({"--since", "--until"})
+
+
+def _attach_dash_values(arguments: list[str]) -> list[str]:
+    """Join `--since -5m` into `--since=-5m`, which argparse reads as a value.
+
+    Only a value of a dash and a digit is joined, so `--since --follow` still
+    reports the missing value. Nothing after `--` changes.
+    """
+    joined: list[str] = []
+    position = 0
+    while position < len(arguments):
+        word = arguments[position]
+        if word == "--":
+            return joined + arguments[position:]
+        value = arguments[position + 1] if position + 1 < len(arguments) else ""
+        if word in _DASH_VALUE_OPTIONS and value[:1] == "-" and value[1:2].isdigit():
+            joined.append(f"{word}={value}")
+            position += 2
+        else:
+            joined.append(word)
+            position += 1
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `runtools-tail` console script and `python -m tailer`."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    arguments = _attach_dash_values(list(sys.argv[1:] if argv is None else argv))
     if arguments and arguments[0] in DAEMON_COMMANDS:
         from tailer import daemon_commands
 

@@ -40,7 +40,7 @@ from pydantic_settings.exceptions import SettingsError
 from tailer.encodings import Encoding
 from tailer.errors import ConfigError
 from tailer.filters import RESOURCE_TYPES, QueryFilters
-from tailer.timeparse import parse_duration, parse_time
+from tailer.timeparse import parse_ago, parse_time
 from tailer.urls import url_problem
 
 __all__ = [
@@ -90,7 +90,7 @@ class SourceConfig(_Section):
     @classmethod
     def _check_since(cls, value: str) -> str:
         try:
-            parse_duration(value)
+            parse_ago(value)
         except ValueError:
             try:
                 parse_time(value)

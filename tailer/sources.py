@@ -12,14 +12,14 @@ from tailer.errors import ConfigError
 from tailer.filters import QueryFilters
 from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
-from tailer.timeparse import NS_PER_SECOND, parse_duration, parse_time
+from tailer.timeparse import NS_PER_SECOND, parse_ago, parse_time
 
 __all__ = ["build_source", "build_sources"]
 
 
 def _since(text: str) -> TimeBound:
     try:
-        return TimeBound(ago_ns=parse_duration(text))
+        return TimeBound(ago_ns=parse_ago(text))
     except ValueError:
         return TimeBound(absolute_ns=parse_time(text))
 

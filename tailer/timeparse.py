@@ -15,6 +15,7 @@ __all__ = [
     "NS_PER_SECOND",
     "format_api_time",
     "format_iso",
+    "parse_ago",
     "parse_duration",
     "parse_time",
     "parse_time_or_duration",
@@ -123,10 +124,20 @@ def parse_duration(text: str) -> int:
     return total
 
 
+def parse_ago(text: str) -> int:
+    """Parse how long before now a time bound lies, in nanoseconds: `10m` or `-10m`.
+
+    The sign is optional because both spellings are common for "ago" (`journalctl
+    --since -10m`, `aws logs tail --since 10m`); a time after now is not a bound
+    that this tool accepts. Raises ValueError like `parse_duration`.
+    """
+    return parse_duration(text[1:] if text[:1] == "-" else text)
+
+
 def parse_time_or_duration(text: str, now_ns: int) -> int:
     """Parse `--since`/`--until`: a duration before `now_ns`, or an ISO 8601 time."""
     try:
-        return now_ns - parse_duration(text)
+        return now_ns - parse_ago(text)
     except ValueError:
         pass
     try:

@@ -15,7 +15,7 @@ import pytest
 from localservers import KEY
 from pydantic import SecretStr
 
-from tailer.cli import Environment, build_tail_command, tail_parser
+from tailer.cli import Environment, _attach_dash_values, build_tail_command, tail_parser
 from tailer.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -307,3 +307,34 @@ def test_since_after_until_is_usage_error(simulator: SimulatorProcess) -> None:
     assert b"--until 2026-12-04T20:00:00.000Z is before --since 2026-12-04T21:00:00.000Z" in (
         result.stderr
     )
+
+
+def test_since_and_until_take_a_minus_in_a_separate_word(simulator: SimulatorProcess) -> None:
+    # The backlog spans the two hours before the simulator started.
+    everything = tail(simulator.url, "--since", "-3h", "--until", "-0s", "--output", "json")
+    recent = tail(simulator.url, "--since=-1h", "--output", "json")
+
+    assert everything.returncode == 0, everything.stderr.decode()
+    assert recent.returncode == 0, recent.stderr.decode()
+    truth = [event["id"] for event in simulator.ground_truth()]
+    assert [orjson.loads(line)["id"] for line in everything.stdout.splitlines()] == truth
+    recent_ids = [orjson.loads(line)["id"] for line in recent.stdout.splitlines()]
+    assert 1000 < len(recent_ids) < 2000
+    assert recent_ids == truth[-len(recent_ids) :]
+
+
+@pytest.mark.parametrize(
+    ("words", "parsed"),
+    [
+        (["--since", "-5m", "-f"], ["--since=-5m", "-f"]),
+        (["--until", "-1h30m", "--since", "2h"], ["--until=-1h30m", "--since", "2h"]),
+        (["--since", "--follow"], ["--since", "--follow"]),
+        (["--since"], ["--since"]),
+        (["--", "--since", "-5m"], ["--", "--since", "-5m"]),
+        (["--severity", "-5m"], ["--severity", "-5m"]),
+    ],
+)
+def test_only_dash_digit_values_of_time_options_are_joined(
+    words: list[str], parsed: list[str]
+) -> None:
+    assert _attach_dash_values(words) == parsed

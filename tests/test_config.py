@@ -160,6 +160,22 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
         load_config(write(tmp_path, "- a\n- b\n"))
 
 
+@pytest.mark.parametrize("since", ["90m", "-90m"])
+def test_source_since_before_now_with_or_without_minus(tmp_path: Path, since: str) -> None:
+    from tailer.poller import TimeBound
+    from tailer.sources import build_source
+
+    path = write(
+        tmp_path,
+        f"sources:\n  main: {{since: '{since}'}}\nsinks:\n  out: {{type: stdout}}\n",
+    )
+
+    config = load_config(path)
+    _, settings = build_source("main", config.sources["main"], {"RUNTOOLS_API_KEY": "k"})
+
+    assert settings.since == TimeBound(ago_ns=90 * 60 * 10**9)
+
+
 def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write(
         tmp_path,

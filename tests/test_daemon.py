@@ -252,7 +252,8 @@ def test_sigterm_commits_and_state_show_reports(
 
 
 @pytest.mark.timeout(120)
-def test_state_reset_reads_again(simulator: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("since", ["2h", "-2h"])
+def test_state_reset_reads_again(simulator: str, tmp_path: Path, since: str) -> None:
     output = tmp_path / "out.txt"
     sinks = "  out:\n    type: stdout\n    format: template\n    template: '{id}'\n"
     config = config_file(tmp_path, simulator, sinks)
@@ -273,7 +274,7 @@ def test_state_reset_reads_again(simulator: str, tmp_path: Path) -> None:
         return output.read_text().splitlines()
 
     first = run_once()
-    reset = command("state", "reset", "--config", str(config), "--source", "main", "--since", "2h")
+    reset = command("state", "reset", "--config", str(config), "--source", "main", "--since", since)
     assert reset.returncode == 0, reset.stderr
     assert "source main: will read again from" in reset.stdout
     second = run_once()

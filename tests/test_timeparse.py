@@ -9,6 +9,7 @@ from tailer.timeparse import (
     _parse_time_slowly,
     format_api_time,
     format_iso,
+    parse_ago,
     parse_duration,
     parse_time,
     parse_time_or_duration,
@@ -126,6 +127,18 @@ def test_parse_duration_rejects(text: str) -> None:
 def test_relative_since_uses_given_now() -> None:
     assert parse_time_or_duration("10m", BASE_NS) == BASE_NS - 600 * NS_PER_SECOND
     assert parse_time_or_duration("2026-05-10T12:00:00Z", 0) == BASE_NS
+
+
+@pytest.mark.parametrize("text", ["10m", "-10m"])
+def test_ago_takes_an_optional_minus(text: str) -> None:
+    assert parse_ago(text) == 600 * NS_PER_SECOND
+    assert parse_time_or_duration(text, BASE_NS) == BASE_NS - 600 * NS_PER_SECOND
+
+
+@pytest.mark.parametrize("text", ["+10m", "--10m", "-", "-+10m"])
+def test_ago_rejects_other_signs(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_ago(text)
 
 
 def test_relative_since_rejects_with_both_forms_named() -> None:
