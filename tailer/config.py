@@ -364,6 +364,11 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
             f"{exc}. A {ENV_PREFIX}… variable for a whole section must contain a JSON object. "
             f"Otherwise set each field in its own variable, such as {ENV_PREFIX}SINKS__OUT__TYPE"
         ) from None
+    if path is None and not overrides:
+        raise ConfigError(
+            f"no config given: pass a YAML file with --config FILE, or set {ENV_PREFIX}… "
+            f"variables such as {ENV_PREFIX}SOURCES__MAIN__SINCE and {ENV_PREFIX}SINKS__OUT__TYPE"
+        )
     try:
         config = DaemonConfig(**document)
     except ValidationError as exc:

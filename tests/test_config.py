@@ -332,6 +332,21 @@ def test_check_config_from_environment_alone(tmp_path: Path) -> None:
     )
 
 
+def test_no_file_and_no_variables_names_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in [name for name in os.environ if name.startswith("RUNTOOLS_TAIL_")]:
+        monkeypatch.delenv(name)
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(None)
+
+    assert caught.value.problems == [
+        "no config given: pass a YAML file with --config FILE, or set RUNTOOLS_TAIL_… "
+        "variables such as RUNTOOLS_TAIL_SOURCES__MAIN__SINCE and RUNTOOLS_TAIL_SINKS__OUT__TYPE"
+    ]
+
+
 def test_check_config_checks_credentials(tmp_path: Path) -> None:
     import os
     import subprocess
