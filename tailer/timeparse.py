@@ -127,9 +127,9 @@ def parse_duration(text: str) -> int:
 def parse_ago(text: str) -> int:
     """Parse how long before now a time bound lies, in nanoseconds: `10m` or `-10m`.
 
-    The sign is optional because both spellings are common for "ago" (`journalctl
-    --since -10m`, `aws logs tail --since 10m`); a time after now is not a bound
-    that this tool accepts. Raises ValueError like `parse_duration`.
+    The minus is optional because users write "ago" both ways. A plus is
+    invalid, because a bound after now is not accepted. Raises ValueError like
+    `parse_duration`.
     """
     return parse_duration(text[1:] if text[:1] == "-" else text)
 

@@ -25,7 +25,10 @@ def url_problem(url: str, *, allow_insecure_http: bool, option: str) -> str | No
     """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{option} {url!r} is invalid; expected https://host[:port]"
+        return (
+            f"{option} {url!r} is invalid; expected https://host[:port], "
+            "or http:// to this machine (localhost, 127.0.0.1, ::1)"
+        )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         return (
             f"{option} {url!r} uses plain HTTP, which would send the API key unencrypted; "
