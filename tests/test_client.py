@@ -878,9 +878,10 @@ async def test_connection_refused_exhausts_budget(stack: AsyncExitStack, clock: 
             await client.fetch_page({})
 
     assert str(caught.value).startswith(
-        "GET /v1/activity failed 2 times; last error: request failed: "
-        f"ClientConnectorError: Cannot connect to host 127.0.0.1:{port} "
+        "GET /v1/activity failed 2 times; last error: cannot connect to "
+        f"127.0.0.1:{port}: [Errno 111] Connect call failed ('127.0.0.1', {port})"
     )
+    assert "ssl:" not in str(caught.value)
     assert str(caught.value).endswith(
         f"; check that http://127.0.0.1:{port} is the API's address and reachable from here"
     )
@@ -1399,14 +1400,17 @@ async def test_proxy_down_retried(stack: AsyncExitStack, clock: FakeClock) -> No
     server = await serve(stack, Reply())
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
-        proxy_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        proxy_port = closed.getsockname()[1]
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
         options = make_options(server.url, proxy=proxy_url, retry=RetryPolicy(max_attempts=2))
         client = await open_client(stack, options, clock)
 
         with pytest.raises(RetriesExhaustedError) as caught:
             await client.fetch_page({})
 
-    assert "last error: request failed: ClientProxyConnectionError: " in str(caught.value)
+    assert f"last error: cannot connect to the proxy 127.0.0.1:{proxy_port}: [Errno 111] " in str(
+        caught.value
+    )
     assert server.requests == []
     assert clock.sleeps == [0.5]
 
