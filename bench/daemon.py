@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench.clients import BackfillRun, timeout_for
-from bench.processes import BenchError, child_environment, product_command
+from bench.processes import BenchError, product_command, start_child
 from bench.simulator import SimulatorProcess
 
 __all__ = ["run_daemon_file"]
@@ -100,14 +100,7 @@ def run_daemon_file(
     with log.open("wb") as stderr:
         before = simulator.cpu_seconds()
         started = time.perf_counter()
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=child_environment(),
-            start_new_session=True,
-        )
+        process = start_child(argv, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             while counter.update() < expected:
                 if process.poll() is not None:

@@ -7,13 +7,7 @@ import tempfile
 import time
 
 from bench.plan import Plan
-from bench.processes import (
-    BenchError,
-    child_environment,
-    product_command,
-    sample_process,
-    stop_child,
-)
+from bench.processes import BenchError, follow_command, sample_process, start_child, stop_child
 from bench.report import Row, format_bytes, progress
 from bench.simulator import SimulatorProcess
 
@@ -30,28 +24,8 @@ def measure_idle(plan: Plan) -> list[Row]:
     """
     progress(f"idle: following an empty feed for {plan.idle_seconds:g} s")
     with SimulatorProcess() as simulator, tempfile.TemporaryFile(prefix="bench-idle-") as log:
-        argv = [
-            *product_command(),
-            "--api-url",
-            simulator.url,
-            "-f",
-            "--since",
-            "1m",
-            "-o",
-            "json",
-            "--poll-interval",
-            f"{plan.poll_interval:g}",
-            "--log-level",
-            "warning",
-        ]
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            env=child_environment(),
-            start_new_session=True,
-        )
+        argv = follow_command(simulator.url, "1m", plan.poll_interval)
+        process = start_child(argv, stdout=subprocess.DEVNULL, stderr=log)
         try:
             time.sleep(plan.idle_warmup_seconds)
             before = sample_process(process.pid)

@@ -25,13 +25,7 @@ from typing import IO
 import orjson
 
 from bench.plan import Plan
-from bench.processes import (
-    BenchError,
-    child_environment,
-    product_command,
-    sample_process,
-    stop_child,
-)
+from bench.processes import BenchError, follow_command, sample_process, start_child, stop_child
 from bench.report import Row, format_milliseconds, percentile, progress
 from bench.simulator import SimulatorProcess
 
@@ -83,30 +77,8 @@ def measure_live(plan: Plan, rate: float) -> list[Row]:
         SimulatorProcess(rate=rate) as simulator,
         tempfile.TemporaryFile(prefix="bench-live-") as log,
     ):
-        argv = [
-            *product_command(),
-            "--api-url",
-            simulator.url,
-            "-f",
-            "--since",
-            "10s",
-            "-o",
-            "json",
-            "--poll-interval",
-            f"{plan.poll_interval:g}",
-            "--log-level",
-            "warning",
-            "--log-format",
-            "json",
-        ]
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env=child_environment(),
-            start_new_session=True,
-        )
+        argv = [*follow_command(simulator.url, "10s", plan.poll_interval), "--log-format", "json"]
+        process = start_child(argv, stdout=subprocess.PIPE, stderr=log)
         assert process.stdout is not None
         reader = _StampedReader(process.stdout)
         reader.start()

@@ -99,6 +99,33 @@ def product_command() -> list[str]:
     return [str(script)]
 
 
+def start_child(
+    argv: Sequence[str],
+    *,
+    stdout: IO[bytes] | int | None,
+    stderr: IO[bytes] | int | None,
+    environment: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a command with no input, in a process group of its own so it can be killed whole."""
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        env=environment if environment is not None else child_environment(),
+        start_new_session=True,
+    )
+
+
+def follow_command(url: str, since: str, poll_interval: float) -> list[str]:
+    """Return the terminal command that follows the feed at `url` and prints JSON lines."""
+    return [
+        *product_command(),
+        *("--api-url", url, "-f", "--since", since, "-o", "json"),
+        *("--poll-interval", f"{poll_interval:g}", "--log-level", "warning"),
+    ]
+
+
 def run_child(
     argv: Sequence[str],
     *,
@@ -113,14 +140,7 @@ def run_child(
     (such as a shell loop and its curl) is killed, and BenchError is raised.
     """
     started = time.perf_counter()
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        env=environment if environment is not None else child_environment(),
-        start_new_session=True,
-    )
+    process = start_child(argv, stdout=stdout, stderr=stderr, environment=environment)
     outcome: list[tuple[int, resource.struct_rusage, float]] = []
 
     def reap() -> None:
