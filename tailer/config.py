@@ -336,19 +336,20 @@ def _describe(
     if variable is not None:
         path = Path(variable)
     location = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = error["msg"]
-    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
-        # Our validators' own words, without pydantic's "Value error, " before them.
-        message = str(error["ctx"]["error"])
     if error["type"] == "missing":
         shown = "missing"
     else:
         shown = _shown_value(tuple(error["loc"]), error.get("input"), hide=hide_input)
     if error["type"] == "extra_forbidden":
         return f"{path}: {location}: unknown option ({shown}); check the spelling"
-    if shown != "value hidden" and repr(error.get("input")) in message:
-        return f"{path}: {location}: {message}"  # the message quotes the value already
-    return f"{path}: {location}: {message} ({shown})"
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        # Our validators' own words, without pydantic's "Value error, " before them.
+        message = str(error["ctx"]["error"])
+        value = error.get("input")
+        if shown != "value hidden" and isinstance(value, str) and repr(value) in message:
+            return f"{path}: {location}: {message}"  # the message quotes the value already
+        return f"{path}: {location}: {message} ({shown})"
+    return f"{path}: {location}: {error['msg']} ({shown})"
 
 
 def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:

@@ -89,7 +89,10 @@ sinks:
     problems = caught.value.problems
     text = "\n".join(problems)
     assert len(problems) == 9, text
-    assert f"{path}: max_journal_bytes: Input should be greater than or equal to 1048576" in text
+    assert (
+        f"{path}: max_journal_bytes: Input should be greater than or equal to 1048576 (value 10)"
+        in problems
+    )
     assert (
         f"{path}: sources.main.since: expected a duration before now (30s, 10m, 2h, 7d) "
         "or an ISO 8601 time (value 'yesterday')"
