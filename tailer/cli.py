@@ -21,7 +21,7 @@ from tailer.output import OutputFormat, make_formatter, use_color
 from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.tail import TailCommand, run_main, run_tail
-from tailer.timeparse import parse_ago, parse_duration, parse_time
+from tailer.timeparse import TIME_BOUND_FORMS, parse_ago, parse_duration, parse_time
 from tailer.urls import url_problem as check_url
 
 __all__ = ["build_tail_command", "main", "tail_parser"]
@@ -71,8 +71,7 @@ def tail_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             f"The API key comes from ${TOKEN_ENV_VAR} or --token-file.\n"
-            "Times take a duration before now (30s, 10m, 2h, 7d) or ISO 8601 "
-            "(2026-05-10T12:00:00Z).\n\n" + EXIT_CODES_HELP
+            f"--since and --until take {TIME_BOUND_FORMS}.\n\n" + EXIT_CODES_HELP
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -200,10 +199,7 @@ def _time_bound(option: str, text: str) -> TimeBound:
     try:
         return TimeBound(absolute_ns=parse_time(text))
     except ValueError:
-        raise ValueError(
-            f"{option} {text!r} is invalid; expected a duration before now (30s, 10m, 2h, 7d) "
-            "or an ISO 8601 time (2026-05-10T12:00:00Z)"
-        ) from None
+        raise ValueError(f"{option} {text!r} is invalid; expected {TIME_BOUND_FORMS}") from None
 
 
 def build_tail_command(

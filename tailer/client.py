@@ -20,7 +20,7 @@ import structlog
 
 from tailer import __version__
 from tailer.clock import Clock, SystemClock
-from tailer.credentials import TOKEN_ENV_VAR, Token
+from tailer.credentials import Token
 from tailer.errors import (
     AccessDeniedError,
     ApiError,
@@ -355,8 +355,7 @@ class ActivityClient:
         if status == 401:
             return AuthenticationError(
                 f"the API rejected the API key from {token.source} (HTTP 401: {message}); "
-                f"put a valid key there ({TOKEN_ENV_VAR}, --token-file, or a source's "
-                "token_env or token_file)",
+                "put a valid key there",
                 status=status,
             )
         if status == 403:

@@ -40,7 +40,7 @@ from pydantic_settings.exceptions import SettingsError
 from tailer.encodings import Encoding
 from tailer.errors import ConfigError
 from tailer.filters import RESOURCE_TYPES, QueryFilters
-from tailer.timeparse import parse_ago, parse_time
+from tailer.timeparse import parse_time_or_duration
 from tailer.urls import url_problem
 
 __all__ = [
@@ -89,15 +89,7 @@ class SourceConfig(_Section):
     @field_validator("since")
     @classmethod
     def _check_since(cls, value: str) -> str:
-        try:
-            parse_ago(value)
-        except ValueError:
-            try:
-                parse_time(value)
-            except ValueError:
-                raise ValueError(
-                    "expected a duration before now (30s, 10m, 2h, 7d) or an ISO 8601 time"
-                ) from None
+        parse_time_or_duration(value, now_ns=0)  # raises ValueError naming the value
         return value
 
     @field_validator("api_url")

@@ -192,7 +192,7 @@ def _state(argv: Sequence[str]) -> ExitCode:
     reset.add_argument("--config", help=CONFIG_HELP)
     reset.add_argument("--source", required=True, help="source name")
     reset.add_argument(
-        "--since", required=True, help="duration before now (local clock) or ISO 8601 time"
+        "--since", required=True, help="a duration before now (local clock) or an ISO 8601 time"
     )
     compact = actions.add_parser(
         "compact",
@@ -237,7 +237,7 @@ def _state(argv: Sequence[str]) -> ExitCode:
     try:
         since_ns = parse_time_or_duration(args.since, time.time_ns())
     except ValueError as exc:
-        return _report([f"--since: {exc}"], parser.prog)
+        return _report([f"--since {exc}"], parser.prog)
     try:
         with _locked_journal(journal, config):
             journal.reset_source(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "NS_PER_SECOND",
+    "TIME_BOUND_FORMS",
     "format_api_time",
     "format_iso",
     "parse_ago",
@@ -22,6 +23,11 @@ __all__ = [
 ]
 
 NS_PER_SECOND = 1_000_000_000
+
+# What `--since`, `--until` and a source's `since` accept, for help and error messages.
+TIME_BOUND_FORMS = (
+    "a duration before now (30s, 10m or -10m, 2h, 7d) or an ISO 8601 time (2026-05-10T12:00:00Z)"
+)
 
 # Date, time, optional fraction of any length, optional zone. `T`, `t` or a
 # space separate date and time, as RFC 3339 allows.
@@ -143,10 +149,7 @@ def parse_time_or_duration(text: str, now_ns: int) -> int:
     try:
         return parse_time(text)
     except ValueError:
-        raise ValueError(
-            f"invalid time {text!r}: expected a duration before now (30s, 10m, 2h, 7d) "
-            "or an ISO 8601 time (2026-05-10T12:00:00Z)"
-        ) from None
+        raise ValueError(f"{text!r} is invalid; expected {TIME_BOUND_FORMS}") from None
 
 
 def format_iso(ns: int, *, digits: int = 9) -> str:

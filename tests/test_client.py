@@ -676,8 +676,7 @@ async def test_retriable_status_retried(
             {},
             AuthenticationError,
             f"the API rejected the API key from {TOKEN_SOURCE} (HTTP 401: no entry); "
-            "put a valid key there (RUNTOOLS_API_KEY, --token-file, or a source's "
-            "token_env or token_file)",
+            "put a valid key there",
         ),
         (
             403,
