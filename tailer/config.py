@@ -338,6 +338,8 @@ def _describe(
         # Our validators' own words, without pydantic's "Value error, " before them.
         message = str(error["ctx"]["error"])
         value = error.get("input")
+        if isinstance(value, dict | list):
+            return f"{path}: {location}: {message}"  # a whole section, named by the message
         if shown != "value hidden" and isinstance(value, str) and repr(value) in message:
             return f"{path}: {location}: {message}"  # the message quotes the value already
         return f"{path}: {location}: {message} ({shown})"

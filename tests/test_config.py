@@ -275,6 +275,23 @@ def test_url_of_another_scheme_shown_once(tmp_path: Path) -> None:
     ]
 
 
+def test_section_problem_without_value_suffix(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources: {main: {}}\nsinks:\n"
+        "  hook: {type: webhook, url: 'http://hooks.example.invalid/in?key=k1'}\n",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert caught.value.problems == [
+        f"{path}: sinks.hook: url 'http://hooks.example.invalid/in?***' uses plain http to a "
+        "host that is not loopback; use https, or set allow_insecure_http: true to send "
+        "events and credentials unencrypted"
+    ]
+
+
 def test_stdout_template_checked(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -286,7 +303,10 @@ def test_stdout_template_checked(tmp_path: Path) -> None:
         load_config(path)
 
     assert len(caught.value.problems) == 2
-    assert "sinks.a: output format 'template' needs a template" in caught.value.problems[0]
+    assert caught.value.problems[0].endswith(
+        "sinks.a: output format 'template' needs a template, such as "
+        "'{time} {severity} {eventType} {attributes.exit_code}', but none was given."
+    )
     assert "sinks.b: invalid template '{title'" in caught.value.problems[1]
 
 

@@ -142,7 +142,7 @@ def test_ago_rejects_other_signs(text: str) -> None:
 
 
 def test_relative_since_rejects_with_both_forms_named() -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="is invalid") as caught:
         parse_time_or_duration("soon", BASE_NS)
 
     assert str(caught.value) == (

@@ -274,9 +274,9 @@ class SplunkHecSinkConfig(SinkConfig):
         loopback = is_loopback(parts.hostname or "")
         if parts.scheme == "http" and not self.allow_insecure_http and not loopback:
             raise ValueError(
-                f"url {self.url!r} uses plain http to a host that is not loopback; use "
-                "https, or set allow_insecure_http: true to send events and the token "
-                "unencrypted"
+                f"url {display_url(self.url)!r} uses plain http to a host that is not "
+                "loopback; use https, or set allow_insecure_http: true to send events and "
+                "the token unencrypted"
             )
         check_one_source(self, "splunk_hec", "token", "token_env", "token_file")
         return self
