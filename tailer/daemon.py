@@ -117,18 +117,19 @@ class Daemon:
                 self.journal,
                 observe_batch=self.metrics.observe_batch,
             )
-        _log.info(
-            "daemon.started",
-            sources=sorted(sources),
-            sinks=sorted(sinks),
-            state_dir=str(self.config.state_dir),
-        )
         settings = self.config.service
         if settings.enabled:
             self.service = ServiceListener(
                 settings.host, settings.port, self.metrics.registry, self.readiness
             )
             await self.service.start()
+        # Logged once the port is bound, because a start that fails there never stops.
+        _log.info(
+            "daemon.started",
+            sources=sorted(sources),
+            sinks=sorted(sinks),
+            state_dir=str(self.config.state_dir),
+        )
 
         runner_tasks = [
             asyncio.create_task(runner.run(), name=f"sink:{name}")

@@ -217,6 +217,26 @@ def test_second_daemon_on_same_state_refused(simulator: str, tmp_path: Path) -> 
     assert first.wait(30) == 0
 
 
+@pytest.mark.timeout(60)
+def test_taken_service_port_fails_before_start(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = config_file(tmp_path, "http://127.0.0.1:9", "  out: {type: stdout}\n")
+        config.write_text(config.read_text().replace("{port: 0}", f"{{port: {port}}}"))
+        log = tmp_path / "daemon.log"
+        daemon = start(config, log)
+        code = daemon.wait(30)
+
+    text = log.read_text()
+    assert code == 2, text
+    assert f"service listener cannot bind 127.0.0.1:{port} (" in text
+    assert "daemon.started" not in text
+
+
 @pytest.mark.timeout(120)
 def test_sigterm_commits_and_state_show_reports(
     simulator: str, receiver: Receiver, tmp_path: Path
@@ -233,7 +253,7 @@ def test_sigterm_commits_and_state_show_reports(
 
     assert daemon.wait(30) == 0
     names = [entry["event"] for entry in log_events(log)]
-    assert names[0] == "daemon.started"
+    assert names[:2] == ["service.started", "daemon.started"]
     assert "daemon.stopping" in names
     assert names[-1] == "daemon.stopped"
 
