@@ -245,7 +245,10 @@ def _state(argv: Sequence[str]) -> ExitCode:
             )
     except ConfigError as exc:
         return _report(exc.problems, parser.prog)
-    print(f"source {args.source}: will read again from {format_iso(since_ns, digits=3)}")
+    print(
+        f"source {args.source}: will read again from {format_iso(since_ns, digits=3)}; "
+        "the sinks receive the events since then again, also those already delivered"
+    )
     return ExitCode.OK
 
 

@@ -297,6 +297,9 @@ def test_state_reset_reads_again(simulator: str, tmp_path: Path, since: str) -> 
     reset = command("state", "reset", "--config", str(config), "--source", "main", "--since", since)
     assert reset.returncode == 0, reset.stderr
     assert "source main: will read again from" in reset.stdout
+    assert reset.stdout.endswith(
+        "; the sinks receive the events since then again, also those already delivered\n"
+    )
     second = run_once()
 
     assert len(first) == 300
