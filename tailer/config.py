@@ -96,7 +96,7 @@ class SourceConfig(_Section):
     @classmethod
     def _check_api_url(cls, value: str, info: ValidationInfo) -> str:
         allowed = bool(info.data.get("allow_insecure_http", False))
-        problem = url_problem(value, allow_insecure_http=allowed, option="api_url")
+        problem = url_problem(value, allow_insecure_http=allowed, option=None)
         if problem:
             raise ValueError(problem)
         return value

@@ -17,21 +17,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def url_problem(url: str, *, allow_insecure_http: bool, option: str) -> str | None:
+def url_problem(url: str, *, allow_insecure_http: bool, option: str | None) -> str | None:
     """Return why `url` is not acceptable, or None when it is.
 
     Plain HTTP to another host would send credentials unencrypted, so it needs
-    the explicit `allow_insecure_http` (`--allow-insecure-http`) opt-in.
+    the explicit `allow_insecure_http` (`--allow-insecure-http`) opt-in. The
+    message starts with `option` when given; config errors name the field before it.
     """
+    named = f"{option} {url!r}" if option else repr(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return (
-            f"{option} {url!r} is invalid; expected https://host[:port], "
+            f"{named} is invalid; expected https://host[:port], "
             "or http:// to this machine (localhost, 127.0.0.1, ::1)"
         )
     if parts.scheme == "http" and not allow_insecure_http and not is_loopback(parts.hostname):
         return (
-            f"{option} {url!r} uses plain HTTP, which would send the API key unencrypted; "
+            f"{named} uses plain HTTP, which would send the API key unencrypted; "
             f"use https://, or set allow_insecure_http (--allow-insecure-http) to accept that"
         )
     return None

@@ -102,7 +102,7 @@ sinks:
     assert "sources.main.filters: filter severity has invalid value 'fatal'" in text
     assert "sources.main.colour: unknown option (value 'blue'); check the spelling" in text
     assert "sinks.out.batch.max_events: Input should be greater than or equal to 1" in text
-    assert "sources.main.api_url: api_url 'http://api.example.invalid' uses" in text
+    assert "sources.main.api_url: 'http://api.example.invalid' uses" in text
     assert "(value 'http://api.example.invalid')" not in text
     assert (
         "sinks.out.format: Input should be 'pretty', 'json' or 'template' (value 'purple')" in text
@@ -270,7 +270,7 @@ def test_url_of_another_scheme_shown_once(tmp_path: Path) -> None:
         load_config(path)
 
     assert caught.value.problems == [
-        f"{path}: sources.main.api_url: api_url 'ftp://files' is invalid; expected "
+        f"{path}: sources.main.api_url: 'ftp://files' is invalid; expected "
         "https://host[:port], or http:// to this machine (localhost, 127.0.0.1, ::1)"
     ]
 
