@@ -309,7 +309,7 @@ def test_since_after_until_is_usage_error(simulator: SimulatorProcess) -> None:
     )
 
 
-def test_since_and_until_take_a_minus_in_a_separate_word(simulator: SimulatorProcess) -> None:
+def test_minus_durations_as_separate_words(simulator: SimulatorProcess) -> None:
     # The backlog spans the two hours before the simulator started.
     everything = tail(simulator.url, "--since", "-3h", "--until", "-0s", "--output", "json")
     recent = tail(simulator.url, "--since=-1h", "--output", "json")
@@ -334,7 +334,5 @@ def test_since_and_until_take_a_minus_in_a_separate_word(simulator: SimulatorPro
         (["--severity", "-5m"], ["--severity", "-5m"]),
     ],
 )
-def test_only_dash_digit_values_of_time_options_are_joined(
-    words: list[str], parsed: list[str]
-) -> None:
+def test_only_dash_digit_values_joined(words: list[str], parsed: list[str]) -> None:
     assert _attach_dash_values(words) == parsed

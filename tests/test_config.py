@@ -168,7 +168,7 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("since", ["90m", "-90m"])
-def test_source_since_before_now_with_or_without_minus(tmp_path: Path, since: str) -> None:
+def test_source_since_with_optional_minus(tmp_path: Path, since: str) -> None:
     from tailer.poller import TimeBound
     from tailer.sources import build_source
 
@@ -370,7 +370,7 @@ def test_check_config_from_environment_alone(tmp_path: Path) -> None:
     )
 
 
-def test_no_file_and_no_variables_names_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_config_names_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for name in [name for name in os.environ if name.startswith("RUNTOOLS_TAIL_")]:
