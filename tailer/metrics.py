@@ -175,6 +175,11 @@ class _SnapshotCollector(Collector):
             "Events written to the sink's dead-letter file.",
             labels=["sink"],
         )
+        truncated = CounterMetricFamily(
+            f"{PREFIX}_sink_events_truncated",
+            "Events a sink sent cut short to fit its receiver's message size.",
+            labels=["sink"],
+        )
         backlog = GaugeMetricFamily(
             f"{PREFIX}_sink_backlog_events",
             "Journaled events the sink has not confirmed yet.",
@@ -185,6 +190,7 @@ class _SnapshotCollector(Collector):
             delivered.add_metric([sink], stats.delivered)
             failed.add_metric([sink], stats.failed_attempts)
             dead.add_metric([sink], stats.dead_lettered)
+            truncated.add_metric([sink], stats.truncated)
             if sink in backlogs:
                 backlog.add_metric([sink], backlogs[sink])
-        yield from (delivered, failed, dead, backlog)
+        yield from (delivered, failed, dead, truncated, backlog)

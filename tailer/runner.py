@@ -54,6 +54,8 @@ class RunnerStatistics:
     retries: int = 0
     failed_attempts: int = 0
     dead_lettered: int = 0
+    truncated: int = 0
+    """Events the sink sent cut short to fit its receiver (syslog's `oversize: truncate`)."""
     failing_since: float | None = None
     """Wall-clock time of the first failure of the batch now being retried."""
     last_error: str | None = None
@@ -266,6 +268,7 @@ class SinkRunner:
                 seconds = self._clock.monotonic() - started
                 stats.batches += 1
                 stats.delivered += len(batch.events)
+                stats.truncated = self.sink.truncated
                 if stats.failing_since is not None:
                     # Retry lines are rate-limited, so this line marks when the sink works again.
                     _log.info(

@@ -110,6 +110,64 @@ def write_config(tmp_path: Path, api_url: str, sinks: str) -> Path:
 
 
 @pytest.mark.timeout(120)
+def test_truncated_syslog_events_counted(simulator: SimulatorProcess, tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    messages: list[bytes] = []
+
+    def receive(listener: socket.socket) -> None:
+        """Read octet-counted frames ("LENGTH SP MESSAGE") until 400 messages arrived."""
+        connection, _ = listener.accept()
+        with connection:
+            buffered = b""
+            while len(messages) < 400:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    return
+                buffered += chunk
+                while b" " in buffered:
+                    length, _, rest = buffered.partition(b" ")
+                    if len(rest) < int(length):
+                        break
+                    messages.append(rest[: int(length)])
+                    buffered = rest[int(length) :]
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(30)
+        port = listener.getsockname()[1]
+        reader = threading.Thread(target=receive, args=(listener,), daemon=True)
+        reader.start()
+        # The simulator's events are about 800 bytes as JSON, so 480 cuts every one.
+        sinks = (
+            f"  logs: {{type: syslog, host: 127.0.0.1, port: {port}, protocol: tcp, "
+            "max_message_bytes: 480}\n"
+        )
+        daemon = Daemon(write_config(tmp_path, simulator.url, sinks), tmp_path / "daemon.log")
+        try:
+            reader.join(30)
+            wait_for(
+                lambda: (
+                    daemon.metrics().get(
+                        ("runtools_tail_sink_events_delivered_total", (("sink", "logs"),))
+                    )
+                    == 400
+                ),
+                30,
+                "the backlog to be confirmed",
+            )
+            metrics = daemon.metrics()
+        finally:
+            daemon.stop()
+
+    sink = (("sink", "logs"),)
+    assert metrics[("runtools_tail_sink_events_truncated_total", sink)] == 400
+    assert len(messages) == 400
+    assert all(len(message) <= 480 for message in messages)
+    assert all(message.endswith("…[truncated]".encode()) for message in messages)
+
+
+@pytest.mark.timeout(120)
 def test_endpoints_report_flowing_events(simulator: SimulatorProcess, tmp_path: Path) -> None:
     archive = tmp_path / "archive.ndjson"
     config = write_config(tmp_path, simulator.url, f"  archive: {{type: file, path: {archive}}}\n")
@@ -134,6 +192,7 @@ def test_endpoints_report_flowing_events(simulator: SimulatorProcess, tmp_path: 
     assert second[("runtools_tail_events_new_total", source)] == 425
     assert second[("runtools_tail_sink_events_delivered_total", sink)] == 425
     assert second[("runtools_tail_sink_backlog_events", sink)] == 0
+    assert second[("runtools_tail_sink_events_truncated_total", sink)] == 0
     assert second[("runtools_tail_events_received_total", source)] >= 425
     assert second[("runtools_tail_events_invalid_total", source)] == 0
     assert second[("runtools_tail_api_requests_total", (("code", "200"), *source))] > 1

@@ -102,6 +102,9 @@ class Sink(ABC):
     def __init__(self, name: str, config: SinkConfig) -> None:
         self.name = name
         self.config = config
+        # Events sent cut short to fit the receiver's size limit, counted by the
+        # sinks that cut events (syslog); the runner reports it as a metric.
+        self.truncated = 0
 
     @abstractmethod
     async def open(self, state: SinkState) -> None: ...
