@@ -98,13 +98,14 @@ class Sink(ABC):
     """One destination. See the module docstring for the contract."""
 
     config_model: ClassVar[type[SinkConfig]]
+    # Events sent cut short to fit the receiver's size limit, counted by the sinks
+    # that cut events (syslog). A class default, so a sink that never cuts, or whose
+    # __init__ skips this one, still reads 0.
+    truncated: int = 0
 
     def __init__(self, name: str, config: SinkConfig) -> None:
         self.name = name
         self.config = config
-        # Events sent cut short to fit the receiver's size limit, counted by the
-        # sinks that cut events (syslog); the runner reports it as a metric.
-        self.truncated = 0
 
     @abstractmethod
     async def open(self, state: SinkState) -> None: ...

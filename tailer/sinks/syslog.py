@@ -716,6 +716,7 @@ class SyslogSink(Sink):
         self._ssl_context: ssl.SSLContext | None = None
         self._connection: _StreamConnection | _DatagramConnection | None = None
         self._truncation_log = RepeatLimiter(_TRUNCATION_LOG_INTERVAL_SECS, self._clock.monotonic)
+        self.truncated = 0
 
     def __repr__(self) -> str:
         return f"SyslogSink(name={self.name!r}, target={self._target!r})"
