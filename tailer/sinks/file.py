@@ -555,10 +555,11 @@ class FileSink(Sink):
         try:
             st = os.stat(self._path)
         except FileNotFoundError:
-            self._follow_path("deleted")
+            # Nothing tells a rename from a deletion once the name is gone.
+            self._follow_path("moved or deleted")
             return
         if (st.st_dev, st.st_ino) != (self._device, self._inode):
-            self._follow_path("moved")
+            self._follow_path("replaced by another file")
 
     def _discard_unconfirmed(self) -> None:
         """Cut what a failed attempt left behind, so a retried batch is written once."""
