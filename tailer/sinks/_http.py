@@ -75,10 +75,15 @@ def display_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "(unparsable URL)"
-    host = parts.netloc.rpartition("@")[2]
     query = "?***" if parts.query else ""
-    prefix = f"{parts.scheme}://{host}" if parts.scheme or host else ""
-    return f"{prefix}{parts.path}{query}"
+    if not parts.netloc:
+        # No "//": `host:8088` would read as scheme "host", so show the text as
+        # written, up to the query, and without anything before an "@".
+        written = url.partition("?")[0].partition("#")[0].rpartition("@")[2]
+        return f"{written}{query}"
+    host = parts.netloc.rpartition("@")[2]
+    scheme = f"{parts.scheme}:" if parts.scheme else ""
+    return f"{scheme}//{host}{parts.path}{query}"
 
 
 def read_secret(inline: SecretStr | None, env: str | None, file: Path | None, option: str) -> str:

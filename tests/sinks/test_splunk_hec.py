@@ -1509,6 +1509,8 @@ def test_url_accepted(url: str) -> None:
         ("https://127.0.0.1:8088/services/collector", "contains /services/collector"),
         ("https://127.0.0.1:8088?token=x", "has a query or fragment"),
         ("https://user:pw@127.0.0.1:8088", "contains credentials"),
+        ("splunk.example.invalid:8088", "url 'splunk.example.invalid:8088' is invalid"),
+        ("user:pw@127.0.0.1:8088", "url '127.0.0.1:8088' is invalid"),
     ],
 )
 def test_invalid_url_rejected(url: str, expected: str) -> None:
@@ -1516,6 +1518,13 @@ def test_invalid_url_rejected(url: str, expected: str) -> None:
         make_config(url=url)
 
     assert expected in str(failure.value)
+
+
+def test_url_without_scheme_hides_password() -> None:
+    with pytest.raises(ValidationError) as failure:
+        make_config(url="user:s3cr3t-pw@127.0.0.1:8088")
+
+    assert "s3cr3t-pw" not in str(failure.value)
 
 
 def test_plain_http_allowed_when_insecure_allowed() -> None:
