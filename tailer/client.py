@@ -320,9 +320,9 @@ class ActivityClient:
         except TimeoutError:
             return ApiError(f"request timed out after {self._options.timeout:g} s"), None
         except aiohttp.ClientConnectorError as exc:
-            # Built from the parts, because aiohttp's own text says "ssl:default" for http:// too.
-            what = "the proxy " if isinstance(exc, aiohttp.ClientProxyConnectionError) else ""
-            return ApiError(f"cannot connect to {what}{exc.host}:{exc.port}: {exc.os_error}"), None
+            # Built from the parts, because aiohttp's own text contains "ssl:default" for http://.
+            proxy = "the proxy " if isinstance(exc, aiohttp.ClientProxyConnectionError) else ""
+            return ApiError(f"cannot connect to {proxy}{exc.host}:{exc.port}: {exc.os_error}"), None
         except aiohttp.ClientError as exc:
             reason = str(exc) or exc.__class__.__name__
             return ApiError(f"request failed: {exc.__class__.__name__}: {reason}"), None

@@ -24,7 +24,7 @@ __all__ = [
 
 NS_PER_SECOND = 1_000_000_000
 
-# What `--since`, `--until` and a source's `since` accept, for help and error messages.
+# The forms that `--since`, `--until` and a source's `since` accept, for help and errors.
 TIME_BOUND_FORMS = (
     "a duration before now (30s, 10m or -10m, 2h, 7d) or an ISO 8601 time (2026-05-10T12:00:00Z)"
 )

@@ -261,35 +261,30 @@ sinks:
     assert "value hidden" in text
 
 
-def test_url_of_another_scheme_shown_once(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, "sources: {main: {api_url: 'ftp://files'}}\nsinks: {out: {type: stdout}}\n"
-    )
+@pytest.mark.parametrize(
+    ("sections", "problem"),
+    [
+        (
+            "sources: {main: {api_url: 'ftp://files'}}\nsinks: {out: {type: stdout}}\n",
+            "sources.main.api_url: 'ftp://files' is invalid; expected https://host[:port], "
+            "or http:// to this machine (localhost, 127.0.0.1, ::1)",
+        ),
+        (
+            "sources: {main: {}}\nsinks:\n"
+            "  hook: {type: webhook, url: 'http://hooks.example.invalid/in?key=k1'}\n",
+            "sinks.hook: url 'http://hooks.example.invalid/in?***' uses plain http to a host "
+            "that is not loopback; use https, or set allow_insecure_http: true to send events "
+            "and credentials unencrypted",
+        ),
+    ],
+)
+def test_problem_shows_value_once(tmp_path: Path, sections: str, problem: str) -> None:
+    path = write(tmp_path, sections)
 
     with pytest.raises(ConfigError) as caught:
         load_config(path)
 
-    assert caught.value.problems == [
-        f"{path}: sources.main.api_url: 'ftp://files' is invalid; expected "
-        "https://host[:port], or http:// to this machine (localhost, 127.0.0.1, ::1)"
-    ]
-
-
-def test_section_problem_without_value_suffix(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "sources: {main: {}}\nsinks:\n"
-        "  hook: {type: webhook, url: 'http://hooks.example.invalid/in?key=k1'}\n",
-    )
-
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-
-    assert caught.value.problems == [
-        f"{path}: sinks.hook: url 'http://hooks.example.invalid/in?***' uses plain http to a "
-        "host that is not loopback; use https, or set allow_insecure_http: true to send "
-        "events and credentials unencrypted"
-    ]
+    assert caught.value.problems == [f"{path}: {problem}"]
 
 
 def test_stdout_template_checked(tmp_path: Path) -> None:

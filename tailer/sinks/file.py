@@ -555,7 +555,7 @@ class FileSink(Sink):
         try:
             st = os.stat(self._path)
         except FileNotFoundError:
-            # Nothing tells a rename from a deletion once the name is gone.
+            # A rename and a deletion look the same once the name is gone.
             self._follow_path("moved or deleted")
             return
         if (st.st_dev, st.st_ino) != (self._device, self._inode):

@@ -468,37 +468,29 @@ async def test_reopen_keeps_unmoved_file(path: Path, make_sink: SinkFactory) -> 
     assert path.read_bytes() == lines(1, 2)
 
 
+@pytest.mark.parametrize(
+    ("replaced", "reason"), [(False, "moved or deleted"), (True, "replaced by another file")]
+)
 async def test_send_notices_moved_file(
-    path: Path, make_sink: SinkFactory, captured_logs: list[EventDict]
+    path: Path,
+    make_sink: SinkFactory,
+    captured_logs: list[EventDict],
+    replaced: bool,
+    reason: str,
 ) -> None:
     sink = make_sink(path)
     await sink.open(None)
     await sink.send(make_batch(1, 2))
 
     path.rename(path.with_name("events.ndjson.old"))
+    if replaced:
+        path.write_bytes(lines(9, 1))
     await sink.send(make_batch(3, 1))
 
     assert path.with_name("events.ndjson.old").read_bytes() == lines(1, 2)
-    assert path.read_bytes() == lines(3, 1)
+    assert path.read_bytes() == (lines(9, 1) if replaced else b"") + lines(3, 1)
     reopened = [log for log in captured_logs if log["event"] == "file.reopened"]
-    assert [log["reason"] for log in reopened] == ["moved or deleted"]
-
-
-async def test_send_notices_replaced_file(
-    path: Path, make_sink: SinkFactory, captured_logs: list[EventDict]
-) -> None:
-    sink = make_sink(path)
-    await sink.open(None)
-    await sink.send(make_batch(1, 2))
-
-    path.rename(path.with_name("events.ndjson.old"))
-    path.write_bytes(lines(9, 1))
-    await sink.send(make_batch(3, 1))
-
-    assert path.with_name("events.ndjson.old").read_bytes() == lines(1, 2)
-    assert path.read_bytes() == lines(9, 1) + lines(3, 1)
-    reopened = [log for log in captured_logs if log["event"] == "file.reopened"]
-    assert [log["reason"] for log in reopened] == ["replaced by another file"]
+    assert [log["reason"] for log in reopened] == [reason]
 
 
 async def test_send_notices_deleted_file(path: Path, make_sink: SinkFactory) -> None:
