@@ -328,7 +328,11 @@ class Poller:
             _log.warning("clock.fallback", reason="the API sent no Date header")
         now = self.server_now_ns()
         settings = self._settings
-        self.start_ns = settings.since.resolve(now)
+        # A Date header places "now" within a whole second, and `now` is that second's
+        # end. A relative start takes the second's beginning instead, so the range is
+        # the widest reading of both bounds: it may start up to 1 s early, never late.
+        earliest_now = now - (NS_PER_SECOND - 1) if page.server_time_ns is not None else now
+        self.start_ns = settings.since.resolve(earliest_now)
         if settings.until is not None:
             self.end_ns = settings.until.resolve(now)
         elif not settings.follow:

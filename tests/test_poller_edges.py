@@ -256,6 +256,31 @@ async def test_skewed_local_clock_misses_nothing(skew_seconds: float) -> None:
     assert ids(delivered) == [f"evt-{n:04d}" for n in range(30)]
 
 
+async def test_relative_range_covers_whole_date_second() -> None:
+    # The Date header says 12:00:00, so the server's "now" lies within that second.
+    server_ns = parse_time("2026-12-04T12:00:00Z")
+    offsets_s = {"before": -60.5, "first": -59.8, "last": 0.9}
+    events = [
+        {"id": name, "createdAt": format_iso(server_ns + int(offset * NS_PER_SECOND), digits=3)}
+        for name, offset in offsets_s.items()
+    ]
+    feed = Feed(events)
+
+    async def handle(request: web.Request) -> web.Response:
+        rows = feed.select(dict(request.query))
+        return page(rows, server_time=server_ns / NS_PER_SECOND)
+
+    async with ScriptedApi(handle) as api:
+        client, poller = make_poller(api.url, since=TimeBound(ago_ns=60 * NS_PER_SECOND))
+        delivered = await read_all(client, poller)
+
+    assert ids(delivered) == ["first", "last"]
+    assert server_ns - 60 * NS_PER_SECOND <= poller.start_ns
+    assert poller.start_ns < server_ns - 59 * NS_PER_SECOND
+    assert poller.end_ns is not None
+    assert poller.end_ns >= server_ns + NS_PER_SECOND - 1
+
+
 async def test_unreadable_date_header_falls_back_to_local_clock() -> None:
     events = [event(n, 100 - n) for n in range(3)]
 
