@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -393,17 +393,37 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
         except ConfigError as exc:
             problems.extend(f"{file}: sinks.{name}.type: {p}" for p in exc.problems)
             continue
+        model = sink_class.config_model
         try:
-            sink_class.config_model.model_validate(options)
+            model.model_validate(options)
         except ValidationError as exc:
-            hide = bool(sink_class.config_model.model_config.get("hide_input_in_errors"))
-            for error in exc.errors():
+            hide = bool(model.model_config.get("hide_input_in_errors"))
+            for error in [*exc.errors(), *_section_errors(model, options, exc.errors())]:
                 located = {**error, "loc": ("sinks", name, *error["loc"])}
                 problems.append(_describe(located, file, hide_input=hide, overrides=overrides))
     if problems:
         raise ConfigError(problems)
     assert config is not None
     return config
+
+
+def _section_errors(
+    model: type[BaseModel], options: Mapping[str, Any], errors: Sequence[Mapping[str, Any]]
+) -> list[Any]:
+    """Return the errors of checks across fields that `errors` kept from running.
+
+    pydantic runs a model's own checks (such as "set at most one of …") only once
+    every field is valid. So they run again here without the invalid fields, and
+    their errors count when that validation got as far as them.
+    """
+    invalid = {error["loc"][0] for error in errors if error["loc"]}
+    if not invalid or any(not error["loc"] for error in errors):
+        return []
+    try:
+        model.model_validate({k: v for k, v in options.items() if k not in invalid})
+    except ValidationError as exc:
+        return [error for error in exc.errors() if not error["loc"]]
+    return []
 
 
 def _raw_sink_sections(document: Mapping[str, Any]) -> dict[str, tuple[str, dict[str, Any]]]:

@@ -287,6 +287,25 @@ def test_problem_shows_value_once(tmp_path: Path, sections: str, problem: str) -
     assert caught.value.problems == [f"{path}: {problem}"]
 
 
+def test_cross_field_problem_listed_with_field_problems(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources: {main: {}}\nsinks:\n  hook:\n    type: webhook\n"
+        "    url: https://127.0.0.1:9/in\n    mode: xml\n"
+        f"    signing_secret_file: {tmp_path / 'secret'}\n    signing_secret_env: SIGNING_SECRET\n",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert caught.value.problems == [
+        f"{path}: sinks.hook.mode: Input should be 'json_array', 'ndjson' or 'single' "
+        "(value hidden)",
+        f"{path}: sinks.hook: set at most one of signing_secret, signing_secret_env, "
+        "signing_secret_file",
+    ]
+
+
 def test_stdout_template_checked(tmp_path: Path) -> None:
     path = write(
         tmp_path,
