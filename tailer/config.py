@@ -287,7 +287,11 @@ def _shown_value(location: tuple[Any, ...], value: object, *, hide: bool) -> str
     field whose name mentions a secret, so neither is shown.
     """
     names = " ".join(str(part).lower() for part in location)
-    if hide or isinstance(value, dict | list) or any(w in names for w in _SECRET_WORDS):
+    if isinstance(value, dict | list) or any(w in names for w in _SECRET_WORDS):
+        return "value hidden"
+    # In a section that hides its values, a number or a boolean is still shown:
+    # credentials are strings, and a field named for one is hidden above.
+    if hide and not isinstance(value, int | float):
         return "value hidden"
     return f"value {value!r}"
 

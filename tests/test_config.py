@@ -287,6 +287,25 @@ def test_problem_shows_value_once(tmp_path: Path, sections: str, problem: str) -
     assert caught.value.problems == [f"{path}: {problem}"]
 
 
+def test_hidden_section_shows_numbers_only(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "sources: {main: {}}\nsinks:\n  hook:\n    type: webhook\n"
+        "    url: https://127.0.0.1:9/in\n    timeout_secs: -5\n    mode: xml\n"
+        "    auth: {type: basic, username: u, password: 123456, token: 7}\n",
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    text = "\n".join(caught.value.problems)
+    assert f"{path}: sinks.hook.timeout_secs: Input should be greater than 0 (value -5)" in text
+    assert "sinks.hook.mode: Input should be 'json_array', 'ndjson' or 'single' (value hidden)" in (
+        text
+    )
+    assert "123456" not in text
+
+
 def test_cross_field_problem_listed_with_field_problems(tmp_path: Path) -> None:
     path = write(
         tmp_path,
