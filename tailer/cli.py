@@ -21,7 +21,7 @@ from tailer.output import OutputFormat, make_formatter, use_color
 from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.tail import TailCommand, run_main, run_tail
-from tailer.timeparse import TIME_BOUND_FORMS, parse_ago, parse_duration, parse_time
+from tailer.timeparse import TIME_BOUND_FORMS, parse_duration
 from tailer.urls import url_problem as check_url
 
 __all__ = ["build_tail_command", "main", "tail_parser"]
@@ -193,13 +193,9 @@ def tail_parser() -> argparse.ArgumentParser:
 
 def _time_bound(option: str, text: str) -> TimeBound:
     try:
-        return TimeBound(ago_ns=parse_ago(text))
-    except ValueError:
-        pass
-    try:
-        return TimeBound(absolute_ns=parse_time(text))
-    except ValueError:
-        raise ValueError(f"{option} {text!r} is invalid; expected {TIME_BOUND_FORMS}") from None
+        return TimeBound.parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{option} {exc}") from None
 
 
 def build_tail_command(

@@ -54,7 +54,14 @@ from tailer.event import Event, InvalidEventError, parse_event
 from tailer.filters import QueryFilters
 from tailer.page import Page
 from tailer.readahead import PageReadahead
-from tailer.timeparse import NS_PER_SECOND, format_api_time, format_iso, parse_time
+from tailer.timeparse import (
+    NS_PER_SECOND,
+    TIME_BOUND_FORMS,
+    format_api_time,
+    format_iso,
+    parse_ago,
+    parse_time,
+)
 from tailer.window import WindowBuffer
 
 __all__ = ["Poller", "PollerSettings", "PollerStatistics", "TimeBound"]
@@ -91,6 +98,21 @@ class TimeBound:
 
     absolute_ns: int | None = None
     ago_ns: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> TimeBound:
+        """Parse a duration before now (`10m`, `-10m`) or an ISO 8601 time.
+
+        Raises ValueError naming the text and the accepted forms.
+        """
+        try:
+            return cls(ago_ns=parse_ago(text))
+        except ValueError:
+            pass
+        try:
+            return cls(absolute_ns=parse_time(text))
+        except ValueError:
+            raise ValueError(f"{text!r} is invalid; expected {TIME_BOUND_FORMS}") from None
 
     def resolve(self, now_ns: int) -> int:
         if self.absolute_ns is not None:

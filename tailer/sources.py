@@ -12,16 +12,9 @@ from tailer.errors import ConfigError
 from tailer.filters import QueryFilters
 from tailer.poller import PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
-from tailer.timeparse import NS_PER_SECOND, parse_ago, parse_time
+from tailer.timeparse import NS_PER_SECOND
 
 __all__ = ["build_source", "build_sources"]
-
-
-def _since(text: str) -> TimeBound:
-    try:
-        return TimeBound(ago_ns=parse_ago(text))
-    except ValueError:
-        return TimeBound(absolute_ns=parse_time(text))
 
 
 def build_sources(
@@ -63,7 +56,7 @@ def build_source(
         retry=RetryPolicy(max_delay=config.retry_max_wait_secs, max_attempts=None),
     )
     poller = PollerSettings(
-        since=_since(config.since),
+        since=TimeBound.parse(config.since),
         follow=True,
         filters=QueryFilters.from_mapping(config.filters),
         lateness_ns=int(config.lateness_secs * NS_PER_SECOND),
