@@ -339,7 +339,7 @@ def _describe(
     if error["type"] == "extra_forbidden":
         return f"{path}: {location}: unknown option ({shown}); check the spelling"
     if error["type"] == "value_error" and "error" in error.get("ctx", {}):
-        # Our validators' own words, without pydantic's "Value error, " before them.
+        # The validator's own message, without pydantic's "Value error, " prefix.
         message = str(error["ctx"]["error"])
         value = error.get("input")
         if isinstance(value, dict | list):
@@ -414,11 +414,11 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
 def _section_errors(
     model: type[BaseModel], options: Mapping[str, Any], errors: Sequence[Mapping[str, Any]]
 ) -> list[Any]:
-    """Return the errors of checks across fields that `errors` kept from running.
+    """Return the errors of cross-field checks that the field errors in `errors` kept from running.
 
-    pydantic runs a model's own checks (such as "set at most one of …") only once
-    every field is valid. So they run again here without the invalid fields, and
-    their errors count when that validation got as far as them.
+    pydantic runs a model's own checks (such as "set at most one of …") only when
+    every field is valid. They run again here without the invalid fields, and
+    their errors are returned when that run reaches them.
     """
     invalid = {error["loc"][0] for error in errors if error["loc"]}
     if not invalid or any(not error["loc"] for error in errors):
