@@ -19,7 +19,7 @@ from bench.idle import measure_idle
 from bench.live import measure_live
 from bench.memory import measure_memory
 from bench.plan import FULL, QUICK, Plan
-from bench.processes import BenchError
+from bench.processes import BenchError, compile_product
 from bench.profiling import profile_catchup
 from bench.report import (
     Row,
@@ -158,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = _plan(args)
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
 
+    try:
+        compile_product()
+    except BenchError as exc:
+        print(f"python -m bench: {exc}", file=sys.stderr)
+        return 1
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         if args.profile:
             try:
