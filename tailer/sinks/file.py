@@ -52,7 +52,6 @@ import contextlib
 import errno
 import gzip
 import hashlib
-import itertools
 import os
 import re
 import shutil
@@ -619,14 +618,19 @@ class FileSink(Sink):
         self._schedule_housekeeping()
 
     def _rotated_path(self, now: float) -> Path:
-        """Return `<path>.<UTC time>`, with `.1`, `.2`... added when that name is taken."""
-        base = f"{self._path.name}.{time.strftime(_TIMESTAMP_FORMAT, time.gmtime(now))}"
-        for counter in itertools.count():
-            candidate = self._path.with_name(base if counter == 0 else f"{base}.{counter}")
-            taken = (os.path.lexists(f"{candidate}{suffix}") for suffix in ("", ".gz", ".gz.tmp"))
-            if not any(taken):
-                return candidate
-        raise AssertionError("unreachable")  # itertools.count() never ends
+        """Return `<path>.<UTC time>`, with `.1`, `.2`... added for later rotations in that second.
+
+        The number is one above the highest of that second's files still on disk. A
+        lower number freed by `keep_files` is not used again: the file would sort
+        before older files of the same second and be deleted before them.
+        """
+        stamp = time.strftime(_TIMESTAMP_FORMAT, time.gmtime(now))
+        base = f"{self._path.name}.{stamp}"
+        rotated = _find_rotated_files(self._path)
+        numbers = [item.order[1] for item in rotated if item.order[0] == stamp]
+        if not numbers:
+            return self._path.with_name(base)
+        return self._path.with_name(f"{base}.{max(numbers) + 1}")
 
     # -- compression and retention ---------------------------------------------
 

@@ -420,6 +420,26 @@ async def test_keep_files_removes_oldest(
     assert path.read_bytes() == lines(5, 1)
 
 
+async def test_keep_files_within_one_second(
+    path: Path, make_sink: SinkFactory, clock: FakeClock
+) -> None:
+    # Six rotations in one second: the names that keep_files frees must not come back,
+    # or a newer file would sort before older ones and be deleted in their place.
+    sink = make_sink(path, rotate_max_bytes=LINE_BYTES, keep_files=2, compress=True)
+    await sink.open(None)
+
+    for number in range(1, 8):
+        await sink.send(make_batch(number, 1))
+        assert sink._housekeeping is not None
+        await sink._housekeeping
+    await sink.close()
+
+    assert rotated_files(path) == [f"events.ndjson.{STAMP}.4.gz", f"events.ndjson.{STAMP}.5.gz"]
+    assert gzip.decompress((path.parent / rotated_files(path)[0]).read_bytes()) == lines(5, 1)
+    assert gzip.decompress((path.parent / rotated_files(path)[1]).read_bytes()) == lines(6, 1)
+    assert path.read_bytes() == lines(7, 1)
+
+
 async def test_open_finishes_interrupted_compression(path: Path, make_sink: SinkFactory) -> None:
     path.parent.mkdir()
     unfinished = path.parent / f"events.ndjson.{STAMP}"
