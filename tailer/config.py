@@ -18,11 +18,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -46,6 +47,7 @@ from tailer.urls import url_problem
 __all__ = [
     "BatchSettings",
     "DaemonConfig",
+    "PathOption",
     "ServiceSettings",
     "SinkFilter",
     "SinkRetrySettings",
@@ -60,6 +62,18 @@ _NAME_RE = re.compile(r"[a-z0-9][a-z0-9_]*")
 SEVERITY_RANK = {"info": 0, "success": 0, "warning": 1, "error": 2}
 
 
+def _reject_empty_path(value: object) -> object:
+    # Path("") is ".", so an empty value, such as a variable set to nothing in a
+    # compose file, would silently mean the current directory.
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("the path is empty: set a path")
+    return value
+
+
+PathOption = Annotated[Path, BeforeValidator(_reject_empty_path)]
+"""A file or directory option; an empty or blank value is invalid."""
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -71,7 +85,7 @@ class SourceConfig(_Section):
     allow_insecure_http: bool = False
     api_url: str = "https://api.runtools.ai"
     token_env: str = "RUNTOOLS_API_KEY"
-    token_file: Path | None = None
+    token_file: PathOption | None = None
     auth_header: Literal["bearer", "x-api-key"] = "bearer"
     since: str = "1h"
     filters: dict[str, list[str]] = Field(default_factory=dict)
@@ -83,7 +97,7 @@ class SourceConfig(_Section):
     timeout_secs: float = Field(default=30.0, gt=0)
     retry_max_wait_secs: float = Field(default=60.0, ge=0)
     proxy: str | None = None
-    ca_file: Path | None = None
+    ca_file: PathOption | None = None
     verify_tls: bool = True
 
     @field_validator("since")
@@ -174,7 +188,7 @@ class SinkSection(BaseModel):
     encoding: Encoding = "json"
     batch: BatchSettings = Field(default_factory=BatchSettings)
     retry: SinkRetrySettings = Field(default_factory=SinkRetrySettings)
-    dead_letter_path: Path | None = None
+    dead_letter_path: PathOption | None = None
 
     def sink_options(self) -> dict[str, Any]:
         """Return the keys that are not common options, for the sink's own model."""
@@ -198,7 +212,7 @@ class DaemonConfig(BaseSettings):
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
     )
 
-    state_dir: Path = Path("runtools-tail-state")
+    state_dir: PathOption = Path("runtools-tail-state")
     max_journal_bytes: int = Field(default=1 << 30, ge=1 << 20)
     shutdown_grace_secs: float = Field(default=10.0, ge=0)
     service: ServiceSettings = Field(default_factory=ServiceSettings)

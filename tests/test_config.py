@@ -507,3 +507,27 @@ def test_invalid_section_variable_rejected(tmp_path: Path, monkeypatch: pytest.M
         "RUNTOOLS_TAIL_… variable for a whole section must contain a JSON object. Otherwise "
         "set each field in its own variable, such as RUNTOOLS_TAIL_SINKS__OUT__TYPE"
     ]
+
+
+def test_empty_paths_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Path("") would be the current directory: a state directory set to an empty
+    # variable would start a new journal there without a word.
+    path = write(
+        tmp_path,
+        f"state_dir: {tmp_path / 'state'}\n"
+        "sources:\n  main: {api_url: 'http://127.0.0.1:8080', token_file: ''}\n"
+        "sinks:\n  archive: {type: file, path: ''}\n"
+        "  hook:\n    type: webhook\n    url: http://127.0.0.1:9000/in\n"
+        "    allow_insecure_http: true\n    tls: {ca_file: '  '}\n",
+    )
+    monkeypatch.setenv("RUNTOOLS_TAIL_STATE_DIR", "")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert sorted(caught.value.problems) == [
+        f"{path}: sinks.archive.path: the path is empty: set a path (value '')",
+        f"{path}: sinks.hook.tls.ca_file: the path is empty: set a path (value hidden)",
+        f"{path}: sources.main.token_file: the path is empty: set a path (value hidden)",
+        "RUNTOOLS_TAIL_STATE_DIR: state_dir: the path is empty: set a path (value '')",
+    ]

@@ -11,6 +11,7 @@ from urllib.parse import SplitResult, urlsplit
 import aiohttp
 from pydantic import SecretStr, model_validator
 
+from tailer.config import PathOption
 from tailer.credentials import warn_if_readable_by_others
 from tailer.errors import ConfigError
 from tailer.sinks.base import SinkConfig
@@ -45,9 +46,9 @@ class TlsOptions(SinkConfig):
     way to do so. `ca_file` is then unused.
     """
 
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
+    ca_file: PathOption | None = None
+    cert_file: PathOption | None = None
+    key_file: PathOption | None = None
     verify: bool = True
 
     @model_validator(mode="after")

@@ -65,6 +65,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tailer.clock import Clock, SystemClock
+from tailer.config import PathOption
 from tailer.fileio import fsync_directory, write_all
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 
@@ -88,7 +89,7 @@ class FileSinkConfig(SinkConfig):
 
     model_config = ConfigDict(use_attribute_docstrings=True)
 
-    path: Path
+    path: PathOption
     """The active file. Missing parent directories are created. Files the sink creates get
     mode 0600. The start marker `.<name>.start` may appear next to it."""
 

@@ -85,7 +85,6 @@ import gzip
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -96,6 +95,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from tailer import __version__
 from tailer.clock import Clock, SystemClock
+from tailer.config import PathOption
 from tailer.errors import ConfigError
 from tailer.ratelimit import RepeatLimiter
 from tailer.redaction import register_secret
@@ -192,7 +192,7 @@ class SplunkHecSinkConfig(SinkConfig):
     token_env: str | None = Field(default=None, min_length=1)
     """Environment variable that contains the token."""
 
-    token_file: Path | None = None
+    token_file: PathOption | None = None
     """File that contains the token. Surrounding whitespace is ignored."""
 
     host: str | None = Field(default=None, min_length=1)

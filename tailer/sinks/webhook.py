@@ -47,7 +47,6 @@ import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -57,6 +56,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from tailer import __version__
 from tailer.clock import Clock, SystemClock
+from tailer.config import PathOption
 from tailer.errors import ConfigError
 from tailer.redaction import register_secret
 from tailer.retry import is_retriable_status, parse_retry_after
@@ -130,7 +130,7 @@ class BearerAuth(SinkConfig):
     type: Literal["bearer"]
     token: SecretStr | None = None
     token_env: str | None = Field(default=None, min_length=1)
-    token_file: Path | None = None
+    token_file: PathOption | None = None
 
     @model_validator(mode="after")
     def _one_token_source(self) -> BearerAuth:
@@ -147,7 +147,7 @@ class BasicAuth(SinkConfig):
     username: str = Field(min_length=1)
     password: SecretStr | None = None
     password_env: str | None = Field(default=None, min_length=1)
-    password_file: Path | None = None
+    password_file: PathOption | None = None
 
     @field_validator("username")
     @classmethod
@@ -196,7 +196,7 @@ class WebhookSinkConfig(SinkConfig):
     signing_secret_env: str | None = Field(default=None, min_length=1)
     """Environment variable that contains the signing secret."""
 
-    signing_secret_file: Path | None = None
+    signing_secret_file: PathOption | None = None
     """File that contains the signing secret. Surrounding whitespace is ignored."""
 
     tls: TlsOptions = Field(default_factory=TlsOptions)
