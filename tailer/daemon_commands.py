@@ -37,6 +37,9 @@ CONFIG_HELP = (
     "YAML config file; RUNTOOLS_TAIL_… variables override it, "
     "and without it they are the whole config"
 )
+# How far `state reset --since` may lie ahead of this machine's clock. A minute
+# allows for a server clock that runs ahead, and a time further ahead is a typo.
+RESET_FUTURE_TOLERANCE_NS = 60 * NS_PER_SECOND
 
 
 def _report(problems: list[str], prog: str) -> ExitCode:
@@ -234,10 +237,20 @@ def _state(argv: Sequence[str]) -> ExitCode:
             [f"unknown source {args.source!r}; configured: {', '.join(config.sources)}"],
             parser.prog,
         )
+    now_ns = time.time_ns()
     try:
-        since_ns = parse_time_or_duration(args.since, time.time_ns())
+        since_ns = parse_time_or_duration(args.since, now_ns)
     except ValueError as exc:
         return _report([f"--since {exc}"], parser.prog)
+    if since_ns > now_ns + RESET_FUTURE_TOLERANCE_NS:
+        return _report(
+            [
+                f"--since {format_iso(since_ns, digits=3)} is in the future (this machine's "
+                f"clock reads {format_iso(now_ns, digits=3)}), so the source would deliver "
+                "nothing until then: give a past time, or a duration such as 30m"
+            ],
+            parser.prog,
+        )
     try:
         with _locked_journal(journal, config):
             journal.reset_source(

@@ -306,6 +306,42 @@ def test_state_reset_reads_again(simulator: str, tmp_path: Path, since: str) -> 
     assert second == first
 
 
+@pytest.mark.timeout(60)
+def test_state_reset_rejects_future_time(tmp_path: Path) -> None:
+    from tailer.journal import Journal
+
+    config = config_file(tmp_path, "http://127.0.0.1:9", "  out: {type: stdout}\n")
+    journal = Journal(tmp_path / "state")
+    journal.open()
+    journal.close()
+
+    reset = command(
+        "state",
+        "reset",
+        "--config",
+        str(config),
+        "--source",
+        "main",
+        "--since",
+        "2030-01-01T00:00:00Z",
+    )
+
+    assert reset.returncode == 2
+    assert reset.stdout == ""
+    assert "--since 2030-01-01T00:00:00.000Z is in the future (this machine's clock reads " in (
+        reset.stderr
+    )
+    assert reset.stderr.endswith(
+        "so the source would deliver nothing until then: give a past time, or a duration "
+        "such as 30m\n"
+    )
+    journal.open()
+    try:
+        assert journal.source_checkpoint("main") is None
+    finally:
+        journal.close()
+
+
 @pytest.mark.timeout(120)
 def test_state_compact_waits_for_stopped_daemon(simulator: str, tmp_path: Path) -> None:
     import re
