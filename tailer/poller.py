@@ -244,7 +244,9 @@ class Poller:
         self.start_ns = 0
         self.end_ns: int | None = None
         self.floor_ns = 0
-        self.high_water_ns: int | None = None
+        # Known before the first request, so the lag can be reported while the API
+        # is still unreachable after a restart.
+        self.high_water_ns: int | None = resume.high_water_ns if resume is not None else None
         self.cursor: str | None = None
         self.width_ns = settings.initial_width_ns
         self._interval = settings.min_interval

@@ -212,6 +212,40 @@ def test_endpoints_report_flowing_events(simulator: SimulatorProcess, tmp_path: 
 
 
 @pytest.mark.timeout(120)
+def test_lag_reported_when_restarted_during_outage(
+    simulator: SimulatorProcess, tmp_path: Path
+) -> None:
+    from tailer.timeparse import parse_time
+
+    archive = tmp_path / "archive.ndjson"
+    sinks = f"  archive: {{type: file, path: {archive}}}\n"
+    daemon = Daemon(write_config(tmp_path, simulator.url, sinks), tmp_path / "daemon.log")
+    try:
+        wait_for(lambda: lines(archive) == 400, 30, "events")
+    finally:
+        daemon.stop()
+    newest = max(
+        parse_time(orjson.loads(line)["createdAt"]) for line in archive.read_bytes().splitlines()
+    )
+
+    # Nothing listens on port 9 of 127.0.0.1, so every request of the restarted daemon fails.
+    unreachable = write_config(tmp_path, "http://127.0.0.1:9", sinks)
+    daemon = Daemon(unreachable, tmp_path / "daemon-down.log")
+    lag_key = ("runtools_tail_source_lag_seconds", (("source", "main"),))
+    try:
+        wait_for(lambda: lag_key in daemon.metrics(), 30, "the lag gauge")
+        before = time.time()
+        lag = daemon.metrics()[lag_key]
+        after = time.time()
+        status, _ = daemon.get(READY_PATH)
+    finally:
+        daemon.stop()
+
+    assert before - newest / 1e9 - 1 <= lag <= after - newest / 1e9 + 1
+    assert status == 503
+
+
+@pytest.mark.timeout(120)
 def test_not_ready_while_source_cannot_authenticate(
     simulator: SimulatorProcess, tmp_path: Path
 ) -> None:
