@@ -213,6 +213,10 @@ class ActivityClient:
         policy = self._options.retry
         attempts = 0
         token_reloaded = False
+        # Once a retry of this request was logged, its success is logged too, so the
+        # log shows when an outage ended.
+        first_failure_at: float | None = None
+        retry_logged = False
         while True:
             await self._wait_for_rate_limit()
             attempts += 1
@@ -236,9 +240,18 @@ class ActivityClient:
                 raise
             self._observe(200 if isinstance(outcome, Page) else outcome[0].status, started)
             if isinstance(outcome, Page):
+                if retry_logged and first_failure_at is not None:
+                    _log.info(
+                        "request.recovered",
+                        path=ACTIVITY_PATH,
+                        attempts=attempts,
+                        failing_seconds=round(self._clock.monotonic() - first_failure_at, 3),
+                    )
                 return outcome
 
             failure, retry_after = outcome
+            if first_failure_at is None:
+                first_failure_at = started
             if retry_after is not None:
                 wait = policy.clamp(retry_after)
             else:
@@ -266,7 +279,7 @@ class ActivityClient:
             if failure.status == 429:
                 self.rate_limit_waits += 1
             self.retries += 1
-            self._retry_log.log(
+            retry_logged |= self._retry_log.log(
                 _log,
                 ACTIVITY_PATH,
                 "request.retrying",

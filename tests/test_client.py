@@ -644,7 +644,7 @@ async def test_truncated_json_retried(
     assert page.events == []
     assert len(server.requests) == 2
     assert clock.sleeps == [0.5]
-    assert [entry["event"] for entry in captured_logs] == ["request.retrying"]
+    assert [entry["event"] for entry in captured_logs] == ["request.retrying", "request.recovered"]
     assert captured_logs[0]["status"] == 200
     assert captured_logs[0]["error"].startswith("response body is not valid JSON (")
 
@@ -785,6 +785,13 @@ async def test_retry_logged(
             "error": "HTTP 503: busy",
             "attempt": 1,
             "wait_seconds": 0.5,
+        },
+        {
+            "event": "request.recovered",
+            "log_level": "info",
+            "path": "/v1/activity",
+            "attempts": 3,
+            "failing_seconds": 1.5,
         },
     ]
 
