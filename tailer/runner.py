@@ -127,6 +127,11 @@ class SinkRunner:
                 f"sink {self.name!r} cannot start: {exc}; fix its settings or the file "
                 "system, then start again"
             ) from None
+        except ConfigError as exc:
+            # A sink names its own options; the user needs to know which sink they are in.
+            raise ConfigError(
+                [f"sinks.{self.name}.{problem}" for problem in exc.problems]
+            ) from None
         _log.info("sink.started", sink=self.name, offset=self.offset, type=self.section.type)
         try:
             if checkpoint.pending is not None:

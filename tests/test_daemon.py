@@ -171,6 +171,30 @@ def test_unusable_paths_are_config_errors(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.timeout(60)
+def test_missing_sink_secret_names_sink(tmp_path: Path) -> None:
+    sinks = (
+        "  hook:\n    type: webhook\n    url: http://127.0.0.1:9/in\n"
+        "    allow_insecure_http: true\n    auth: {type: bearer, token_env: HOOK_TOKEN}\n"
+    )
+    config = config_file(tmp_path, "http://127.0.0.1:9", sinks)
+    environment = {name: value for name, value in os.environ.items() if name != "HOOK_TOKEN"}
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tailer", "run", "--config", str(config), "--log-format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**environment, "RUNTOOLS_API_KEY": KEY},
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "runtools-tail: sinks.hook.auth.token: environment variable HOOK_TOKEN is not set or empty"
+    )
+
+
 @pytest.mark.timeout(120)
 def test_every_missing_api_key_reported(tmp_path: Path) -> None:
     config = tmp_path / "daemon.yaml"
