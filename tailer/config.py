@@ -361,6 +361,12 @@ def _describe(
         if shown != "value hidden" and isinstance(value, str) and repr(value) in message:
             return f"{path}: {location}: {message}"  # the message quotes the value already
         return f"{path}: {location}: {message} ({shown})"
+    if variable is not None and error["type"] in ("list_type", "dict_type"):
+        example = '["a","b"]' if error["type"] == "list_type" else '{"key":"value"}'
+        return (
+            f"{path}: {location}: {error['msg']} ({shown}); a variable gives it as JSON, "
+            f"such as {example}"
+        )
     return f"{path}: {location}: {error['msg']} ({shown})"
 
 
@@ -380,8 +386,9 @@ def load_config(path: str | os.PathLike[str] | None) -> DaemonConfig:
         overrides = EnvSettingsSource(DaemonConfig)()
     except SettingsError as exc:
         raise ConfigError(
-            f"{exc}. A {ENV_PREFIX}… variable for a whole section must contain a JSON object. "
-            f"Otherwise set each field in its own variable, such as {ENV_PREFIX}SINKS__OUT__TYPE"
+            f"{exc}. A {ENV_PREFIX}… variable for a list or a whole section must contain "
+            'JSON, such as ["error","warning"] or {"type":"stdout"}. Otherwise set each field '
+            f"in its own variable, such as {ENV_PREFIX}SINKS__OUT__TYPE"
         ) from None
     if path is None and not overrides:
         raise ConfigError(
