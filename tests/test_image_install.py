@@ -16,12 +16,14 @@ What the Dockerfile does, and how this test reproduces it:
    filesystem is to the container.
 
 NOTE: dependency resolution is not part of this test. The tests reach no package
-index, so the fresh venv imports the dependencies from the test venv's
-site-packages through a .pth file: the versions are the test venv's, not those
-an image build would resolve. Only the project's own wheel is installed fresh.
+index, so the package's runtime dependencies, and theirs, are copied from the
+test venv's site-packages into a directory that the fresh venv reads through a
+.pth file: the versions are the test venv's, not those an image build would
+resolve. Only the project's own wheel is installed fresh. The copy, not the
+test venv, is what UID 10001 reads, so the test venv may lie in a directory
+private to root, such as a clone under /root.
 
-The test needs root (to switch to UID 10001) and `setpriv` from util-linux, and
-UID 10001 must be able to read the test venv.
+The test needs root (to switch to UID 10001) and `setpriv` from util-linux.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -193,8 +194,7 @@ def build_and_install(root: Path) -> Path:
     )
 
     # The dependencies come from the test venv (see the module docstring). A .pth
-    # line only extends sys.path, so the test venv's own .pth files, among them
-    # the editable install of this repository, are not processed.
+    # line only extends sys.path, so .pth files among the copies are not processed.
     purelib = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
         capture_output=True,
@@ -202,11 +202,41 @@ def build_and_install(root: Path) -> Path:
         check=True,
     )
     site_packages = Path(purelib.stdout.strip())
-    dependencies = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
-    (site_packages / "test-venv-dependencies.pth").write_text(
-        "".join(f"{path}\n" for path in sorted(dependencies)), encoding="utf-8"
-    )
+    dependencies = root / "dependencies"
+    copy_runtime_dependencies(dependencies)
+    (site_packages / "test-venv-dependencies.pth").write_text(f"{dependencies}\n", encoding="utf-8")
     return venv
+
+
+def copy_runtime_dependencies(destination: Path) -> None:
+    """Copy the installed files of the package's runtime dependencies, and theirs."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pending = ["runtools-tail"]
+    seen: set[str] = set()
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        distribution = metadata.distribution(name)
+        for line in distribution.requires or []:
+            requirement = Requirement(line)
+            # With no extra named, the markers leave out the project's dev tools and
+            # what only other Python versions need.
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+        if name == "runtools-tail":
+            continue
+        for file in distribution.files or []:
+            if file.parts[0] == "..":
+                continue  # a console script outside site-packages
+            target = destination / file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(file.locate()), target)
 
 
 def image_user_environment(venv: Path, state_dir: Path) -> dict[str, str]:
@@ -240,9 +270,8 @@ def image() -> Iterator[InstalledImage]:
         probe = installed.run("python", "-c", "import aiohttp, pydantic, yaml, tailer")
         if probe.returncode != 0:
             pytest.fail(
-                f"UID {IMAGE_UID} cannot import the installed package and the test venv's "
-                f"dependencies; make {sysconfig.get_path('purelib')} and its parent "
-                f"directories readable by others:\n{probe.stderr}"
+                f"UID {IMAGE_UID} cannot import the installed package and its dependencies "
+                f"from {root}:\n{probe.stderr}"
             )
         yield installed
     finally:
