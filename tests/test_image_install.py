@@ -365,10 +365,15 @@ def test_package_imported_from_wheel(image: InstalledImage) -> None:
     ids=lambda path: path.name,
 )
 def test_check_config_accepts_example(image: InstalledImage, path: Path) -> None:
-    result = image.run("runtools-tail", "check-config", str(path))
+    # A copy, because UID 10001 may not be able to enter the repository.
+    example = image.root / path.name
+    shutil.copyfile(path, example)
+    example.chmod(0o644)
+
+    result = image.run("runtools-tail", "check-config", str(example))
 
     assert result.returncode == 0, result.stderr
-    assert f"{path}: valid" in result.stdout
+    assert f"{example}: valid" in result.stdout
 
 
 def test_check_config_accepts_config_map(image: InstalledImage) -> None:
