@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _plan(args: argparse.Namespace) -> Plan:
+def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
     plan = QUICK if args.quick else FULL
     overrides = {
         "events": args.events,
@@ -87,16 +87,29 @@ def _plan(args: argparse.Namespace) -> Plan:
     plan = dataclasses.replace(
         plan, **{name: value for name, value in overrides.items() if value is not None}
     )
-    if plan.events < 1 or plan.repeats < 1:
-        raise SystemExit("python -m bench: --events and --repeats must be 1 or more")
+    # parser.error exits with status 2, as argparse does for its own checks.
+    for option, value in (("--events", plan.events), ("--repeats", plan.repeats)):
+        if value < 1:
+            parser.error(f"{option} {value} is invalid: give 1 or more")
     if plan.live_seconds <= plan.live_warmup_seconds:
-        raise SystemExit(
-            f"python -m bench: --live-seconds must exceed the warm-up of "
-            f"{plan.live_warmup_seconds:g} s"
+        parser.error(
+            f"--live-seconds {plan.live_seconds:g} is invalid: give more than the warm-up "
+            f"of {plan.live_warmup_seconds:g} s"
         )
-    if plan.idle_seconds <= 0 or plan.poll_interval <= 0:
-        raise SystemExit("python -m bench: --idle-seconds and --poll-interval must be above 0")
+    for option, seconds in (
+        ("--idle-seconds", plan.idle_seconds),
+        ("--poll-interval", plan.poll_interval),
+    ):
+        if seconds <= 0:
+            parser.error(f"{option} {seconds:g} is invalid: give a number above 0")
     return plan
+
+
+def _run_label(args: argparse.Namespace) -> str:
+    label = "quick run" if args.quick else "full run"
+    if args.only:
+        label += f", only {', '.join(args.only)}"
+    return label
 
 
 def _run(name: str, measure: Callable[[], list[Row]], rows: list[Row]) -> bool:
@@ -154,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     A missed target is a result, not a failure, so it does not change the exit status.
     """
-    args = _parser().parse_args(argv)
-    plan = _plan(args)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    plan = _plan(args, parser)
     command = shlex.join(["python", "-m", "bench", *(sys.argv[1:] if argv is None else argv)])
 
     try:
@@ -181,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_after = load_average()
 
     print(
-        f"runtools-tail benchmarks ({'quick' if args.quick else 'full'} run): {command}\n"
+        f"runtools-tail benchmarks ({_run_label(args)}): {command}\n"
         f"code: commit {revision}\n"
         f"{machine['date']}; {machine['cpu']}, {machine['cores']} cores, {machine['memory']}; "
         f"Python {machine['python']}; {machine['system']}\n"
