@@ -128,7 +128,7 @@ class SinkRunner:
                 "system, then start again"
             ) from None
         except ConfigError as exc:
-            # A sink names its own options; the user needs to know which sink they are in.
+            # A sink names only its own options, such as auth.token: add its section.
             raise ConfigError(
                 [f"sinks.{self.name}.{problem}" for problem in exc.problems]
             ) from None
