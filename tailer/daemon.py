@@ -57,6 +57,27 @@ def build_sinks(config: DaemonConfig) -> dict[str, Sink]:
     return sinks
 
 
+def build_sources_and_sinks(
+    config: DaemonConfig, environ: Mapping[str, str] | None = None
+) -> tuple[dict[str, tuple[ClientOptions, PollerSettings]], dict[str, Sink]]:
+    """Build every source and sink, reading their keys and secrets as `run` does.
+
+    Raises ConfigError listing the problems of all sources and sinks at once.
+    """
+    problems: list[str] = []
+    sources: dict[str, tuple[ClientOptions, PollerSettings]] = {}
+    try:
+        sources = build_sources(config.sources, environ)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    sinks = build_sinks(config)
+    for name, sink in sinks.items():
+        problems.extend(f"sinks.{name}.{problem}" for problem in sink.credential_problems())
+    if problems:
+        raise ConfigError(problems)
+    return sources, sinks
+
+
 class Daemon:
     """Runs every source and sink of one config until `request_stop()`."""
 
@@ -91,24 +112,26 @@ class Daemon:
         self._stop.set()
 
     async def run(self) -> None:
-        # Validate every source before taking the lock, so config errors surface first.
-        sources = build_sources(self.config.sources, self._environ)
+        # Read every source's key and every sink's secrets before taking the lock, so
+        # config errors surface first, all of them in one go.
+        sources, sinks = build_sources_and_sinks(self.config, self._environ)
         self._lock.acquire()
         try:
             self.journal.open(upgrade=True)
             try:
-                await self._run(sources)
+                await self._run(sources, sinks)
             finally:
                 self.journal.close()
         finally:
             self._lock.release()
 
-    async def _run(self, sources: dict[str, tuple[ClientOptions, PollerSettings]]) -> None:
+    async def _run(
+        self, sources: dict[str, tuple[ClientOptions, PollerSettings]], sinks: dict[str, Sink]
+    ) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self._reopen()))
 
-        sinks = build_sinks(self.config)
         for name, sink in sinks.items():
             self.runners[name] = SinkRunner(
                 name,

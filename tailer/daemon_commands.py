@@ -16,7 +16,7 @@ import orjson
 
 from tailer.config import DaemonConfig, load_config
 from tailer.credentials import warn_if_readable_by_others
-from tailer.daemon import Daemon, build_sinks
+from tailer.daemon import Daemon, build_sinks, build_sources_and_sinks
 from tailer.deadletters import DeadLetterFile
 from tailer.encodings import get_encoder
 from tailer.errors import ConfigError
@@ -27,7 +27,6 @@ from tailer.lock import StateLock
 from tailer.logs import LOG_LEVELS, configure_logging
 from tailer.poller import MIN_WIDTH_NS, SourceCheckpoint
 from tailer.sinks import Batch, SinkError
-from tailer.sources import build_sources
 from tailer.tail import run_main
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time_or_duration
 
@@ -98,8 +97,8 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
     parser.add_argument(
         "--check-credentials",
         action="store_true",
-        help="also read each source's API key as `run` would: its token_env variable "
-        "must be set, or its token_file readable and not empty",
+        help="also read each source's API key and each sink's secrets as `run` would: "
+        "each *_env variable must be set, and each *_file readable and not empty",
     )
     args = parser.parse_args(argv)
     if args.config and args.config_option and args.config != args.config_option:
@@ -110,14 +109,14 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
         return config
     if args.check_credentials:
         try:
-            build_sources(config.sources)
+            build_sources_and_sinks(config)
         except ConfigError as exc:
             return _report(exc.problems, parser.prog)
     print(
         f"{path or 'the environment'}: valid: {len(config.sources)} source(s) "
         f"({', '.join(config.sources)}), {len(config.sinks)} sink(s) "
         f"({', '.join(f'{name} ({s.type})' for name, s in config.sinks.items())})"
-        + ("; every API key found" if args.check_credentials else "")
+        + ("; every API key and sink secret found" if args.check_credentials else "")
     )
     return ExitCode.OK
 

@@ -419,6 +419,7 @@ def test_no_config_names_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_check_config_checks_credentials(tmp_path: Path) -> None:
+    import base64
     import os
     import subprocess
     import sys
@@ -431,9 +432,15 @@ def test_check_config_checks_credentials(tmp_path: Path) -> None:
         f"  main:\n    api_url: http://127.0.0.1:8080\n    token_file: {token}\n"
         "  other:\n    api_url: http://127.0.0.1:8081\n    token_env: OTHER_TEST_KEY\n"
         f"sinks:\n  archive:\n    type: file\n    path: {tmp_path / 'a.ndjson'}\n"
+        "  hook:\n    type: webhook\n    url: http://127.0.0.1:9000/in\n"
+        "    allow_insecure_http: true\n    auth: {type: bearer, token_env: HOOK_TEST_TOKEN}\n"
+        "    signing_secret_env: HOOK_TEST_SECRET\n"
+        "  splunk:\n    type: splunk_hec\n    url: http://127.0.0.1:8088\n"
+        "    allow_insecure_http: true\n    token_env: HEC_TEST_TOKEN\n"
     )
     config.chmod(0o600)
-    env = {k: v for k, v in os.environ.items() if k != "OTHER_TEST_KEY"}
+    secrets = {"OTHER_TEST_KEY", "HOOK_TEST_TOKEN", "HOOK_TEST_SECRET", "HEC_TEST_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if k not in secrets}
 
     def check(*options: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -447,7 +454,8 @@ def test_check_config_checks_credentials(tmp_path: Path) -> None:
 
     structural = check()
     assert structural.returncode == 0, structural.stderr
-    assert structural.stdout.endswith("2 source(s) (main, other), 1 sink(s) (archive (file))\n")
+    sinks = "3 sink(s) (archive (file), hook (webhook), splunk (splunk_hec))"
+    assert structural.stdout.endswith(f"2 source(s) (main, other), {sinks}\n")
 
     missing = check("--check-credentials")
     assert missing.returncode == 2
@@ -456,19 +464,34 @@ def test_check_config_checks_credentials(tmp_path: Path) -> None:
         f"runtools-tail check-config: token file {str(token)!r} not found; "
         "check sources.main.token_file",
         "runtools-tail check-config: source 'other': no API key: set OTHER_TEST_KEY or token_file",
+        "runtools-tail check-config: sinks.hook.auth.token: environment variable HOOK_TEST_TOKEN "
+        "is not set or empty",
+        "runtools-tail check-config: sinks.hook.signing_secret: environment variable "
+        "HOOK_TEST_SECRET is not set or empty",
+        "runtools-tail check-config: sinks.splunk.token: environment variable HEC_TEST_TOKEN "
+        "is not set or empty",
     ]
 
     token.write_text("rt_test_key\n")
     token.chmod(0o600)
     env["OTHER_TEST_KEY"] = "rt_other_key"
+    env["HOOK_TEST_TOKEN"] = "hook-token-value"
+    env["HOOK_TEST_SECRET"] = "whsec_" + base64.b64encode(b"0123456789abcdef0123").decode()
+    env["HEC_TEST_TOKEN"] = "hec-token-value"
     found = check("--check-credentials")
     assert found.returncode == 0, found.stderr
     assert found.stdout == (
-        f"{config}: valid: 2 source(s) (main, other), 1 sink(s) (archive (file)); "
-        "every API key found\n"
+        f"{config}: valid: 2 source(s) (main, other), {sinks}; "
+        "every API key and sink secret found\n"
     )
-    assert "rt_test_key" not in found.stdout + found.stderr
-    assert "rt_other_key" not in found.stdout + found.stderr
+    for secret in ("rt_test_key", "rt_other_key", "hook-token-value", "hec-token-value"):
+        assert secret not in found.stdout + found.stderr
+
+    env["HOOK_TEST_SECRET"] = "not base64!"
+    invalid = check("--check-credentials")
+    assert invalid.returncode == 2
+    assert invalid.stderr.startswith("runtools-tail check-config: sinks.hook.")
+    assert "not base64!" not in invalid.stdout + invalid.stderr
 
 
 def test_errors_from_variables_name_the_variable(

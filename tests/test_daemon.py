@@ -172,13 +172,17 @@ def test_unusable_paths_are_config_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_missing_sink_secret_names_sink(tmp_path: Path) -> None:
+def test_missing_sink_secrets_reported_before_start(tmp_path: Path) -> None:
     sinks = (
+        f"  archive: {{type: file, path: '{tmp_path / 'archive.ndjson'}'}}\n"
         "  hook:\n    type: webhook\n    url: http://127.0.0.1:9/in\n"
         "    allow_insecure_http: true\n    auth: {type: bearer, token_env: HOOK_TOKEN}\n"
+        "  splunk:\n    type: splunk_hec\n    url: http://127.0.0.1:9\n"
+        "    allow_insecure_http: true\n    token_env: HEC_TOKEN\n"
     )
     config = config_file(tmp_path, "http://127.0.0.1:9", sinks)
-    environment = {name: value for name, value in os.environ.items() if name != "HOOK_TOKEN"}
+    unset = {"HOOK_TOKEN", "HEC_TOKEN"}
+    environment = {name: value for name, value in os.environ.items() if name not in unset}
 
     result = subprocess.run(
         [sys.executable, "-m", "tailer", "run", "--config", str(config), "--log-format", "json"],
@@ -190,9 +194,12 @@ def test_missing_sink_secret_names_sink(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == (
-        "runtools-tail: sinks.hook.auth.token: environment variable HOOK_TOKEN is not set or empty"
-    )
+    assert result.stderr.splitlines() == [
+        "runtools-tail: sinks.hook.auth.token: environment variable HOOK_TOKEN is not set or empty",
+        "runtools-tail: sinks.splunk.token: environment variable HEC_TOKEN is not set or empty",
+    ]
+    assert not (tmp_path / "archive.ndjson").exists()
+    assert not (tmp_path / "state").exists()
 
 
 @pytest.mark.timeout(120)

@@ -23,6 +23,8 @@ Contract:
 * `close()` releases resources; closing twice, or closing an unopened sink, is
   harmless.
 * `reopen()` reopens output files, on SIGHUP; sinks without files ignore it.
+* `credential_problems()` reads the secrets that `open` needs and lists what is
+  missing or unreadable, without opening anything.
 """
 
 from __future__ import annotations
@@ -118,3 +120,11 @@ class Sink(ABC):
 
     async def reopen(self) -> None:  # noqa: B027 - optional hook, empty for sinks without files
         """Reopen output files after an external rotation; nothing to do by default."""
+
+    def credential_problems(self) -> list[str]:
+        """Read the secrets `open` will read and return every problem, named by option.
+
+        The daemon calls it for every sink before it starts any, so that all missing
+        secrets are reported at once. Sinks without secrets keep this default.
+        """
+        return []

@@ -337,6 +337,17 @@ class _AckPoll:
     failure: SinkError | None = None
 
 
+def _read_token(options: SplunkHecSinkConfig) -> str:
+    """Return the HEC token from the config, the environment or a file; raise ConfigError."""
+    token = read_secret(options.token, options.token_env, options.token_file, "token")
+    if any(character.isspace() or not character.isprintable() for character in token):
+        raise ConfigError(
+            "token contains whitespace or a control character; "
+            "an HEC token is one word, such as a GUID"
+        )
+    return token
+
+
 class SplunkHecSink(Sink):
     """Sends batches to Splunk HEC. See the module docstring for the body, errors and acks."""
 
@@ -376,6 +387,13 @@ class SplunkHecSink(Sink):
         """The `X-Splunk-Request-Channel` UUID, sent when acknowledgement is on."""
         return self._channel
 
+    def credential_problems(self) -> list[str]:
+        try:
+            _read_token(self._options)
+        except ConfigError as exc:
+            return exc.problems
+        return []
+
     async def open(self, state: SinkState) -> None:
         """Read the token and TLS files and open the HTTP session. A second call starts afresh.
 
@@ -385,12 +403,7 @@ class SplunkHecSink(Sink):
         await self.close()
         options = self._options
 
-        token = read_secret(options.token, options.token_env, options.token_file, "token")
-        if any(character.isspace() or not character.isprintable() for character in token):
-            raise ConfigError(
-                "token contains whitespace or a control character; "
-                "an HEC token is one word, such as a GUID"
-            )
+        token = _read_token(options)
         self._authorization = f"Splunk {token}"
         masked = [token]
         if options.proxy is not None:

@@ -47,6 +47,7 @@ import hmac
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -328,6 +329,34 @@ class _Credentials:
         return "_Credentials(***)"
 
 
+def _credential_problems(config: WebhookSinkConfig) -> list[str]:
+    """Read each configured secret; return the problem of every one that fails."""
+    auth = config.auth
+    reads: list[tuple[SecretStr | None, str | None, Path | None, str]] = []
+    if isinstance(auth, BearerAuth):
+        reads.append((auth.token, auth.token_env, auth.token_file, "auth.token"))
+    elif isinstance(auth, BasicAuth):
+        reads.append((auth.password, auth.password_env, auth.password_file, "auth.password"))
+    if config.signing_secret_env is not None or config.signing_secret_file is not None:
+        reads.append(
+            (None, config.signing_secret_env, config.signing_secret_file, "signing_secret")
+        )
+    problems = []
+    for inline, env, file, option in reads:
+        try:
+            read_secret(inline, env, file, option)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if not problems:
+        # A secret that is there may still be invalid, such as a signing secret
+        # that is not base64.
+        try:
+            _load_credentials(config)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
 def _load_credentials(config: WebhookSinkConfig) -> _Credentials:
     authorization = None
     masked: list[str] = []
@@ -410,6 +439,9 @@ class WebhookSink(Sink):
 
     def __repr__(self) -> str:
         return f"WebhookSink(name={self.name!r}, url={self._url!r}, mode={self._options.mode!r})"
+
+    def credential_problems(self) -> list[str]:
+        return _credential_problems(self._options)
 
     async def open(self, state: SinkState) -> None:
         """Read the secrets and TLS files and open the HTTP session. A second call starts afresh.
