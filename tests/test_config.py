@@ -518,36 +518,39 @@ def test_errors_from_variables_name_the_variable(
     ]
 
 
-def test_invalid_section_variable_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path, "sources:\n  main:\n    api_url: http://127.0.0.1:8080\n")
-    monkeypatch.setenv("RUNTOOLS_TAIL_SINKS", "{not json")
-
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-
-    assert caught.value.problems == [
-        'error parsing value for field "sinks" from source "EnvSettingsSource". A '
-        "RUNTOOLS_TAIL_… variable for a list or a whole section must contain JSON, such as "
-        '["error","warning"] or {"type":"stdout"}. Otherwise set each field in its own '
-        "variable, such as RUNTOOLS_TAIL_SINKS__OUT__TYPE"
-    ]
-
-
-def test_list_variable_needs_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        (
+            "RUNTOOLS_TAIL_SINKS",
+            "{not json",
+            'error parsing value for field "sinks" from source "EnvSettingsSource". A '
+            "RUNTOOLS_TAIL_… variable for a list or a whole section must contain JSON, such as "
+            '["error","warning"] or {"type":"stdout"}. Otherwise set each field in its own '
+            "variable, such as RUNTOOLS_TAIL_SINKS__OUT__TYPE",
+        ),
+        (
+            "RUNTOOLS_TAIL_SOURCES__MAIN__FILTERS__SEVERITY",
+            "error,warning",
+            "RUNTOOLS_TAIL_SOURCES__MAIN__FILTERS__SEVERITY: sources.main.filters.severity: "
+            "Input should be a valid list (value 'error,warning'); a variable gives it as JSON, "
+            'such as ["a","b"]',
+        ),
+    ],
+)
+def test_variable_without_json_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
     path = write(
         tmp_path,
         "sources:\n  main: {api_url: 'http://127.0.0.1:8080'}\nsinks:\n  out: {type: stdout}\n",
     )
-    monkeypatch.setenv("RUNTOOLS_TAIL_SOURCES__MAIN__FILTERS__SEVERITY", "error,warning")
+    monkeypatch.setenv(variable, value)
 
     with pytest.raises(ConfigError) as caught:
         load_config(path)
 
-    assert caught.value.problems == [
-        "RUNTOOLS_TAIL_SOURCES__MAIN__FILTERS__SEVERITY: sources.main.filters.severity: "
-        "Input should be a valid list (value 'error,warning'); a variable gives it as JSON, "
-        'such as ["a","b"]'
-    ]
+    assert caught.value.problems == [problem]
 
 
 def test_empty_paths_rejected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

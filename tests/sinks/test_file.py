@@ -400,44 +400,38 @@ async def test_rotated_file_is_compressed(path: Path, make_sink: SinkFactory) ->
     assert path.read_bytes() == lines(3, 1)
 
 
+@pytest.mark.parametrize(
+    ("seconds_apart", "batches", "kept", "first_kept"),
+    [
+        (1, 5, ["events.ndjson.20261204T201533Z.gz", "events.ndjson.20261204T201534Z.gz"], 3),
+        # Six rotations in one second: the names that keep_files frees must not come
+        # back, or a newer file would sort before older ones and be deleted in their place.
+        (0, 7, [f"events.ndjson.{STAMP}.4.gz", f"events.ndjson.{STAMP}.5.gz"], 5),
+    ],
+)
 async def test_keep_files_removes_oldest(
-    path: Path, make_sink: SinkFactory, clock: FakeClock
+    path: Path,
+    make_sink: SinkFactory,
+    clock: FakeClock,
+    seconds_apart: int,
+    batches: int,
+    kept: list[str],
+    first_kept: int,
 ) -> None:
     sink = make_sink(path, rotate_max_bytes=LINE_BYTES, keep_files=2, compress=True)
     await sink.open(None)
 
-    for number in range(1, 6):
-        await sink.send(make_batch(number, 1))
-        clock.advance(1)
-    await sink.close()
-
-    assert rotated_files(path) == [
-        "events.ndjson.20261204T201533Z.gz",
-        "events.ndjson.20261204T201534Z.gz",
-    ]
-    assert gzip.decompress((path.parent / rotated_files(path)[0]).read_bytes()) == lines(3, 1)
-    assert gzip.decompress((path.parent / rotated_files(path)[1]).read_bytes()) == lines(4, 1)
-    assert path.read_bytes() == lines(5, 1)
-
-
-async def test_keep_files_within_one_second(
-    path: Path, make_sink: SinkFactory, clock: FakeClock
-) -> None:
-    # Six rotations in one second: the names that keep_files frees must not come back,
-    # or a newer file would sort before older ones and be deleted in their place.
-    sink = make_sink(path, rotate_max_bytes=LINE_BYTES, keep_files=2, compress=True)
-    await sink.open(None)
-
-    for number in range(1, 8):
+    for number in range(1, batches + 1):
         await sink.send(make_batch(number, 1))
         assert sink._housekeeping is not None
         await sink._housekeeping
+        clock.advance(seconds_apart)
     await sink.close()
 
-    assert rotated_files(path) == [f"events.ndjson.{STAMP}.4.gz", f"events.ndjson.{STAMP}.5.gz"]
-    assert gzip.decompress((path.parent / rotated_files(path)[0]).read_bytes()) == lines(5, 1)
-    assert gzip.decompress((path.parent / rotated_files(path)[1]).read_bytes()) == lines(6, 1)
-    assert path.read_bytes() == lines(7, 1)
+    assert rotated_files(path) == kept
+    for offset, name in enumerate(kept):
+        assert gzip.decompress((path.parent / name).read_bytes()) == lines(first_kept + offset, 1)
+    assert path.read_bytes() == lines(batches, 1)
 
 
 async def test_open_finishes_interrupted_compression(path: Path, make_sink: SinkFactory) -> None:
