@@ -62,11 +62,6 @@ _ENUMS: Mapping[str, tuple[str, ...]] = {
 MAX_QUERY_VARIANTS = 8
 
 
-def _label(name: str, option_names: Mapping[str, str] | None) -> str:
-    """Name a filter as the user set it: by its option, else as `filter NAME`."""
-    return option_names.get(name, name) if option_names else f"filter {name}"
-
-
 @dataclass(frozen=True)
 class QueryFilters:
     """Filter values by query parameter name, each with one or more values."""
@@ -92,7 +87,7 @@ class QueryFilters:
                 problems.append(f"unknown filter {name!r}; known: {', '.join(FILTER_FIELDS)}")
                 continue
             allowed = _ENUMS.get(name)
-            label = _label(name, option_names)
+            label = option_names.get(name, name) if option_names else f"filter {name}"
             for item in items:
                 if not item:
                     problems.append(f"{label} has an empty value; give a value or leave it out")
@@ -101,14 +96,6 @@ class QueryFilters:
                         f"{label} has invalid value {item!r}; allowed: {', '.join(allowed)}"
                     )
             values[name] = items
-        if "resource_id" in values and "resource_type" not in values:
-            # The API reads a resource id together with its type: access is checked
-            # for the resource of that type.
-            problems.append(
-                f"{_label('resource_id', option_names)} needs "
-                f"{_label('resource_type', option_names)}, the type of that resource: "
-                f"{', '.join(RESOURCE_TYPES)}"
-            )
         if problems:
             raise ConfigError(problems)
         return cls(values)

@@ -61,7 +61,7 @@ def test_invalid_values_all_reported() -> None:
 def test_problems_name_the_option_given() -> None:
     with pytest.raises(ConfigError) as caught:
         QueryFilters.from_mapping(
-            {"resource_type": ["sandbox"], "resource_id": [""], "severity": ["fatal"]},
+            {"resource_id": [""], "severity": ["fatal"]},
             option_names={"resource_id": "--resource-id", "severity": "--severity"},
         )
 
@@ -69,25 +69,3 @@ def test_problems_name_the_option_given() -> None:
         "--resource-id has an empty value; give a value or leave it out",
         "--severity has invalid value 'fatal'; allowed: info, warning, error, success",
     ]
-
-
-@pytest.mark.parametrize(
-    ("option_names", "expected"),
-    [
-        (
-            {"resource_id": "--resource-id", "resource_type": "--resource-type"},
-            "--resource-id needs --resource-type",
-        ),
-        (None, "filter resource_id needs filter resource_type"),
-    ],
-)
-def test_resource_id_needs_type(option_names: dict[str, str] | None, expected: str) -> None:
-    with pytest.raises(ConfigError) as caught:
-        QueryFilters.from_mapping({"resource_id": ["sbx_1"]}, option_names=option_names)
-
-    assert caught.value.problems == [
-        f"{expected}, the type of that resource: sandbox, agent, workspace, thread, tool, "
-        "installable_agent_install, runmesh_device, code_execution"
-    ]
-    accepted = QueryFilters.from_mapping({"resource_id": ["sbx_1"], "resource_type": ["sandbox"]})
-    assert accepted.values == {"resource_id": ("sbx_1",), "resource_type": ("sandbox",)}
