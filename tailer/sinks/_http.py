@@ -87,8 +87,19 @@ def display_url(url: str) -> str:
     return f"{scheme}//{host}{parts.path}{query}"
 
 
-def read_secret(inline: SecretStr | None, env: str | None, file: Path | None, option: str) -> str:
-    """Return a secret from the config, the environment or a file, or raise ConfigError."""
+def read_secret(
+    inline: SecretStr | None,
+    env: str | None,
+    file: Path | None,
+    option: str,
+    *,
+    warn: bool = True,
+) -> str:
+    """Return a secret from the config, the environment or a file, or raise ConfigError.
+
+    With `warn`, a file that others may read is logged; a check before `open` passes
+    False, so that the warning appears once.
+    """
     if inline is not None:
         return inline.get_secret_value()
     if env is not None:
@@ -97,7 +108,8 @@ def read_secret(inline: SecretStr | None, env: str | None, file: Path | None, op
             raise ConfigError(f"{option}: environment variable {env} is not set or empty")
         return value
     assert file is not None
-    warn_if_readable_by_others(file, f"{option} file")
+    if warn:
+        warn_if_readable_by_others(file, f"{option} file")
     try:
         value = file.read_text(encoding="utf-8").strip()
     except FileNotFoundError:

@@ -344,16 +344,14 @@ def _credential_problems(config: WebhookSinkConfig) -> list[str]:
     problems = []
     for inline, env, file, option in reads:
         try:
-            read_secret(inline, env, file, option)
+            secret = read_secret(inline, env, file, option, warn=False)
+            if option == "signing_secret":
+                # Present is not enough: the secret must decode, as `open` will do.
+                decode_signing_secret(secret, source=option)
         except ConfigError as exc:
             problems.extend(exc.problems)
-    if not problems:
-        # A secret that is there may still be invalid, such as a signing secret
-        # that is not base64.
-        try:
-            _load_credentials(config)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
+        except ValueError as exc:
+            problems.append(str(exc))
     return problems
 
 
