@@ -202,6 +202,24 @@ def test_missing_sink_secrets_reported_before_start(tmp_path: Path) -> None:
     assert not (tmp_path / "state").exists()
 
 
+@pytest.mark.timeout(60)
+def test_sink_open_problem_names_sink(tmp_path: Path) -> None:
+    # TLS files are read when the sink opens, after the check of the secrets.
+    missing = tmp_path / "missing.pem"
+    sinks = (
+        f"  hook: {{type: webhook, url: 'https://127.0.0.1:9/in', tls: {{ca_file: '{missing}'}}}}\n"
+    )
+    config = config_file(tmp_path, "http://127.0.0.1:9", sinks)
+
+    result = command("run", "--config", str(config), "--log-format", "json")
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"runtools-tail: sinks.hook.tls.ca_file {str(missing)!r} cannot be loaded ([Errno 2] No "
+        "such file or directory); it must be a PEM file of CA certificates"
+    )
+
+
 @pytest.mark.timeout(120)
 def test_every_missing_api_key_reported(tmp_path: Path) -> None:
     config = tmp_path / "daemon.yaml"
