@@ -97,8 +97,8 @@ def _check_config(argv: Sequence[str]) -> ExitCode:
     parser.add_argument(
         "--check-credentials",
         action="store_true",
-        help="also read each source's API key and each sink's secrets as `run` would: "
-        "each *_env variable must be set, and each *_file readable and not empty",
+        help="also read each source's API key and each sink's secrets and TLS files as `run` "
+        "would: each *_env variable must be set, each *_file readable and not empty",
     )
     args = parser.parse_args(argv)
     if args.config and args.config_option and args.config != args.config_option:

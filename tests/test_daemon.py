@@ -203,8 +203,7 @@ def test_missing_sink_secrets_reported_before_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_sink_open_problem_names_sink(tmp_path: Path) -> None:
-    # TLS files are read when the sink opens, after the check of the secrets.
+def test_missing_tls_file_reported_before_start(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
     sinks = (
         f"  hook: {{type: webhook, url: 'https://127.0.0.1:9/in', tls: {{ca_file: '{missing}'}}}}\n"
@@ -218,6 +217,7 @@ def test_sink_open_problem_names_sink(tmp_path: Path) -> None:
         f"runtools-tail: sinks.hook.tls.ca_file {str(missing)!r} cannot be loaded ([Errno 2] No "
         "such file or directory); it must be a PEM file of CA certificates"
     )
+    assert '"sink.started"' not in result.stderr
 
 
 @pytest.mark.timeout(120)

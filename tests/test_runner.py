@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from tailer.config import SinkSection
+from tailer.errors import ConfigError
 from tailer.event import Event
 from tailer.journal import Journal
 from tailer.runner import SinkRunner
@@ -92,6 +93,25 @@ async def run_until(runner: SinkRunner, offset: int) -> None:
 
 def delivered_ids(sink: RecordingSink) -> list[str]:
     return [e.id for batch in sink.accepted for e in batch.events]
+
+
+class UnopenableSink(RecordingSink):
+    """A sink whose `open` finds its options invalid, as a plug-in without a pre-check may."""
+
+    async def open(self, state: SinkState) -> None:
+        raise ConfigError(["auth.token: file '/run/x' not found", "tls.ca_file: not PEM"])
+
+
+async def test_open_problems_name_sink(journal: Journal) -> None:
+    runner = SinkRunner("plugin", UnopenableSink(), section(), journal)
+
+    with pytest.raises(ConfigError) as caught:
+        await asyncio.wait_for(runner.run(), 10)
+
+    assert caught.value.problems == [
+        "sinks.plugin.auth.token: file '/run/x' not found",
+        "sinks.plugin.tls.ca_file: not PEM",
+    ]
 
 
 async def test_batches_by_count_in_order(journal: Journal) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "read_secret",
     "select_proxy",
     "split_url",
+    "tls_problems",
 ]
 
 
@@ -121,6 +122,15 @@ def read_secret(
     if not value:
         raise ConfigError(f"{option}: file {str(file)!r} is empty")
     return value
+
+
+def tls_problems(tls: TlsOptions) -> list[str]:
+    """Load the TLS files as `build_ssl_context` does; return the problem, if any."""
+    try:
+        build_ssl_context(tls)
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 def build_ssl_context(tls: TlsOptions) -> ssl.SSLContext:

@@ -23,8 +23,8 @@ Contract:
 * `close()` releases resources; closing twice, or closing an unopened sink, is
   harmless.
 * `reopen()` reopens output files, on SIGHUP; sinks without files ignore it.
-* `credential_problems()` reads the secrets that `open` needs and lists what is
-  missing or unreadable, without opening anything.
+* `credential_problems()` reads the secrets and TLS files that `open` needs and
+  lists what is missing or unreadable, without opening anything.
 """
 
 from __future__ import annotations
@@ -122,9 +122,9 @@ class Sink(ABC):
         """Reopen output files after an external rotation; nothing to do by default."""
 
     def credential_problems(self) -> list[str]:
-        """Read the secrets `open` will read and return every problem, named by option.
+        """Read the secrets and TLS files `open` will read; return every problem, by option.
 
         The daemon calls it for every sink before it starts any, so that all missing
-        secrets are reported at once. Sinks without secrets keep this default.
+        secrets and files are reported at once. Sinks without them keep this default.
         """
         return []

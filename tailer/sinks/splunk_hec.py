@@ -109,6 +109,7 @@ from tailer.sinks._http import (
     read_secret,
     select_proxy,
     split_url,
+    tls_problems,
 )
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 from tailer.urls import is_loopback
@@ -388,11 +389,12 @@ class SplunkHecSink(Sink):
         return self._channel
 
     def credential_problems(self) -> list[str]:
+        problems = tls_problems(self._options.tls)
         try:
             _read_token(self._options)
         except ConfigError as exc:
-            return exc.problems
-        return []
+            problems = exc.problems + problems
+        return problems
 
     async def open(self, state: SinkState) -> None:
         """Read the token and TLS files and open the HTTP session. A second call starts afresh.

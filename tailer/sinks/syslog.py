@@ -134,7 +134,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from tailer.clock import Clock, SystemClock
 from tailer.event import Event
 from tailer.ratelimit import RepeatLimiter
-from tailer.sinks._http import TlsOptions, build_ssl_context
+from tailer.sinks._http import TlsOptions, build_ssl_context, tls_problems
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 
 __all__ = [
@@ -720,6 +720,11 @@ class SyslogSink(Sink):
 
     def __repr__(self) -> str:
         return f"SyslogSink(name={self.name!r}, target={self._target!r})"
+
+    def credential_problems(self) -> list[str]:
+        if self._options.protocol != "tls":
+            return []
+        return tls_problems(self._options.tls or SyslogTls())
 
     async def open(self, state: SinkState) -> None:
         """Load the TLS files and connect. A second call starts afresh.

@@ -70,6 +70,7 @@ from tailer.sinks._http import (
     read_secret,
     select_proxy,
     split_url,
+    tls_problems,
 )
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
 from tailer.urls import is_loopback
@@ -439,7 +440,7 @@ class WebhookSink(Sink):
         return f"WebhookSink(name={self.name!r}, url={self._url!r}, mode={self._options.mode!r})"
 
     def credential_problems(self) -> list[str]:
-        return _credential_problems(self._options)
+        return _credential_problems(self._options) + tls_problems(self._options.tls)
 
     async def open(self, state: SinkState) -> None:
         """Read the secrets and TLS files and open the HTTP session. A second call starts afresh.
