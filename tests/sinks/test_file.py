@@ -401,7 +401,7 @@ async def test_rotated_file_is_compressed(path: Path, make_sink: SinkFactory) ->
 
 
 @pytest.mark.parametrize(
-    ("seconds_apart", "batches", "kept", "first_kept"),
+    ("seconds_apart", "batches", "kept_names", "first_kept"),
     [
         (1, 5, ["events.ndjson.20261204T201533Z.gz", "events.ndjson.20261204T201534Z.gz"], 3),
         # Six rotations in one second: the names that keep_files frees must not come
@@ -415,7 +415,7 @@ async def test_keep_files_removes_oldest(
     clock: FakeClock,
     seconds_apart: int,
     batches: int,
-    kept: list[str],
+    kept_names: list[str],
     first_kept: int,
 ) -> None:
     sink = make_sink(path, rotate_max_bytes=LINE_BYTES, keep_files=2, compress=True)
@@ -428,8 +428,8 @@ async def test_keep_files_removes_oldest(
         clock.advance(seconds_apart)
     await sink.close()
 
-    assert rotated_files(path) == kept
-    for offset, name in enumerate(kept):
+    assert rotated_files(path) == kept_names
+    for offset, name in enumerate(kept_names):
         assert gzip.decompress((path.parent / name).read_bytes()) == lines(first_kept + offset, 1)
     assert path.read_bytes() == lines(batches, 1)
 
