@@ -46,10 +46,10 @@ class Event:
     """One activity record: its id, its time in ns since the epoch, and the raw JSON object.
 
     `raw` is the object exactly as the API sent it, unknown fields included, so
-    sinks receive every field. Nothing may change it: an event read back from
-    the journal carries its stored JSON too, which `to_json` returns as it is,
-    and decodes `raw` only when something asks for it. Events sort by (time,
-    id), the delivery order.
+    sinks receive every field. Nothing may change it: an event read from a page
+    or back from the journal carries its JSON text too, which `to_json` returns
+    as it is, and decodes `raw` only when something asks for it. Events sort by
+    (time, id), the delivery order.
     """
 
     __slots__ = ("_raw", "id", "json", "time_ns")
@@ -67,7 +67,7 @@ class Event:
         self.id = event_id
         self.time_ns = time_ns
         self._raw = raw
-        # What orjson wrote for `raw`: one line, no line break inside.
+        # The JSON text of `raw` on one line, as the API sent it or as orjson wrote it.
         self.json = json
 
     @property
@@ -99,8 +99,8 @@ class Event:
     __hash__ = None  # type: ignore[assignment]  # mutable raw payload
 
 
-def parse_event(raw: object) -> Event:
-    """Validate one raw event from a page.
+def parse_event(raw: object, *, json: bytes | None = None) -> Event:
+    """Validate one raw event from a page; `json` is its JSON text on one line, when known.
 
     Raises InvalidEventError when the object has no usable `id` or time; the
     caller reports it and carries on with the rest of the page.
@@ -116,7 +116,7 @@ def parse_event(raw: object) -> Event:
         text = raw.get("occurredAt")
     if type(event_id) is str and event_id and type(text) is str:
         try:
-            return Event(event_id, parse_time(text), raw)
+            return Event(event_id, parse_time(text), raw, json=json)
         except ValueError:
             pass
 
@@ -135,7 +135,7 @@ def parse_event(raw: object) -> Event:
         time_ns = parse_time(text)
     except ValueError as exc:
         raise InvalidEventError(str(exc), fields.id) from None
-    return Event(fields.id, time_ns, raw)
+    return Event(fields.id, time_ns, raw, json=json)
 
 
 def stored_event(event_id: str, time_ns: int, line: bytes) -> Event:

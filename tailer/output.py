@@ -139,6 +139,8 @@ class JsonFormatter(Formatter):
     """Writes the raw event as one NDJSON line, every field and value as the API sent it."""
 
     def format(self, event: Event) -> bytes:
+        if event.json is not None:
+            return _escape_json_output(event.json) + b"\n"
         return _encode_json(event.raw) + b"\n"
 
     def format_many(self, events: Sequence[Event]) -> bytes:
@@ -146,11 +148,14 @@ class JsonFormatter(Formatter):
         # line is copied into one growing buffer and freed at once: keeping
         # thousands of line objects alive until a join made the C allocator
         # grow and trim its heap about a hundred times a batch.
+        # An event from a page or the journal carries its JSON text, which is
+        # written as it is, so its object is never decoded.
         dumps = orjson.dumps
         lines = bytearray()
         try:
             for event in events:
-                lines += dumps(event.raw)
+                text = event.json
+                lines += text if text is not None else dumps(event.raw)
                 lines += b"\n"
         except orjson.JSONEncodeError:
             return super().format_many(events)

@@ -500,7 +500,7 @@ class Poller:
                             f"the API returned the same cursor {recent_cursors[cursor]} times "
                             "in one walk"
                         )
-                    empty_pages = 0 if page.events else empty_pages + 1
+                    empty_pages = 0 if page.lines else empty_pages + 1
                     if empty_pages >= MAX_EMPTY_PAGES:
                         raise PageWalkStalledError(
                             f"the API returned {empty_pages} empty pages in a row that claim "
@@ -509,7 +509,7 @@ class Poller:
                     self.cursor = cursor
                     await requests.advance(cursor)
 
-                self._accept_page(page.events, buffer)
+                self._accept_page(page, buffer)
                 if not page.has_more:
                     break
                 if check_width:
@@ -521,53 +521,49 @@ class Poller:
             await requests.close()
         self.cursor = None
 
-    def _accept_page(self, events: list[Any], buffer: WindowBuffer) -> None:
+    def _accept_page(self, page: Page, buffer: WindowBuffer) -> None:
         """Add a page's new events to the buffer, dropping invalid, filtered, seen and old ones.
 
-        The loop handles the usual event inline: an object with a string id and
-        a string time in the API's format. `_accept` handles the rest, and every
-        event when local filters apply. Both decide alike.
+        The loop handles the usual event inline: a string id and a string time in
+        the API's format. `_accept` handles the rest, and every event when local
+        filters apply. Both decide alike.
         """
         stats = self.statistics
-        stats.received += len(events)
+        stats.received += len(page.lines)
         # The oldest event time still in range: before it, an event is either
         # before the requested start or beyond what the dedupe window covers.
         horizon = max(self.start_ns, self._horizon_ns())
         if self._local_filters:
-            for raw in events:
-                self._accept(raw, buffer, horizon)
+            for line in page.lines:
+                self._accept(line, buffer, horizon)
             return
 
         seen_ids, held_ids = self._seen.ids(), buffer.ids()
         duplicate = outside_window = 0
-        for raw in events:
-            if type(raw) is dict:
-                event_id = raw.get("id")
-                if type(event_id) is str and event_id:
-                    if event_id in seen_ids or event_id in held_ids:
-                        duplicate += 1
-                        continue
-                    text = raw.get("createdAt")
-                    if text is None:
-                        text = raw.get("occurredAt")
-                    if type(text) is str:
-                        try:
-                            time_ns = parse_time(text)
-                        except ValueError:
-                            pass  # `_accept` reports it
+        for line, event_id, text in zip(page.lines, page.ids, page.times, strict=True):
+            if type(event_id) is str and event_id:
+                if event_id in seen_ids or event_id in held_ids:
+                    duplicate += 1
+                    continue
+                if type(text) is str:
+                    try:
+                        time_ns = parse_time(text)
+                    except ValueError:
+                        pass  # `_accept` reports it
+                    else:
+                        if time_ns < horizon:
+                            outside_window += 1
                         else:
-                            if time_ns < horizon:
-                                outside_window += 1
-                            else:
-                                buffer.add(Event(event_id, time_ns, raw))
-                            continue
-            self._accept(raw, buffer, horizon)
+                            buffer.add(Event(event_id, time_ns, None, json=line))
+                        continue
+            self._accept(line, buffer, horizon)
         stats.duplicate += duplicate
         stats.outside_window += outside_window
 
-    def _accept(self, raw: object, buffer: WindowBuffer, horizon: int) -> None:
-        """Add one raw event to the buffer unless it is invalid, filtered, seen or too old."""
+    def _accept(self, line: bytes, buffer: WindowBuffer, horizon: int) -> None:
+        """Add one event, given as its JSON text, unless invalid, filtered, seen or too old."""
         stats = self.statistics
+        raw = orjson.loads(line)
         # Most events of a re-read window were delivered before: drop them by id
         # before paying for validation.
         if type(raw) is dict:
@@ -576,7 +572,7 @@ class Poller:
                 stats.duplicate += 1
                 return
         try:
-            event = parse_event(raw)
+            event = parse_event(raw, json=line)
         except InvalidEventError as exc:
             self._report_invalid(raw, exc)
             return

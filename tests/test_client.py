@@ -43,7 +43,6 @@ from tailer.errors import (
     PageFormatError,
     RetriesExhaustedError,
 )
-from tailer.page import Page
 from tailer.retry import RetryPolicy
 
 TOKEN = "rt_test_f00dcafe5ecret"
@@ -577,7 +576,12 @@ async def test_both_envelopes_parsed(
 
     page = await client.fetch_page({})
 
-    assert page == Page([EVENT, OTHER_EVENT], True, "c_2", SERVER_DATE_NS)
+    assert (page.events, page.has_more, page.next_cursor, page.server_time_ns) == (
+        [EVENT, OTHER_EVENT],
+        True,
+        "c_2",
+        SERVER_DATE_NS,
+    )
 
 
 async def test_last_page_drops_cursor(stack: AsyncExitStack, clock: FakeClock) -> None:
@@ -587,7 +591,12 @@ async def test_last_page_drops_cursor(stack: AsyncExitStack, clock: FakeClock) -
 
     page = await client.fetch_page({})
 
-    assert page == Page([EVENT], False, None, SERVER_DATE_NS)
+    assert (page.events, page.has_more, page.next_cursor, page.server_time_ns) == (
+        [EVENT],
+        False,
+        None,
+        SERVER_DATE_NS,
+    )
 
 
 async def test_server_time_none_without_date(stack: AsyncExitStack, clock: FakeClock) -> None:
@@ -596,7 +605,12 @@ async def test_server_time_none_without_date(stack: AsyncExitStack, clock: FakeC
 
     page = await client.fetch_page({})
 
-    assert page == Page([], False, None, None)
+    assert (page.events, page.has_more, page.next_cursor, page.server_time_ns) == (
+        [],
+        False,
+        None,
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -662,7 +676,12 @@ async def test_retriable_status_retried(
 
     page = await client.fetch_page({})
 
-    assert page == Page([], False, None, SERVER_DATE_NS)
+    assert (page.events, page.has_more, page.next_cursor, page.server_time_ns) == (
+        [],
+        False,
+        None,
+        SERVER_DATE_NS,
+    )
     assert len(server.requests) == 2
     assert clock.sleeps == [0.5]
     assert (client.requests, client.retries) == (2, 1)

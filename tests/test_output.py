@@ -458,6 +458,21 @@ def test_json_integer_beyond_64_bits() -> None:
     assert json.loads(line) == raw
 
 
+def test_json_writes_event_text_as_sent() -> None:
+    text = (
+        b'{"id": "act_05", "createdAt": "2026-12-04T18:45:02Z", '
+        b'"count": 123456789012345678901234567890, "title": "\xe2\x80\xae\x7f \\u00e9"}'
+    )
+    event = Event("act_05", 0, None, json=text)
+    formatter = make_formatter("json")
+
+    # Spacing, the large integer and the escape stay; terminal characters are escaped.
+    expected = b'"title": "\\u202e\\u007f \\u00e9"}\n'
+    assert formatter.format(event) == text[: text.index(b'"title"')] + expected
+    assert formatter.format_many([event, event]) == formatter.format(event) * 2
+    assert_one_safe_line(formatter.format(event))
+
+
 def test_json_lone_surrogate() -> None:
     raw = {"id": "act_04", "createdAt": "2026-12-04T18:45:02Z", "title": "bad \ud800 half"}
     line = make_formatter("json").format(Event("act_04", 0, raw))

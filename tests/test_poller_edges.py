@@ -9,6 +9,7 @@ import random
 import time
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from apistub import ScriptedApi, error, page
@@ -21,6 +22,7 @@ from tailer.clock import SystemClock
 from tailer.credentials import Token
 from tailer.errors import BadRequestError, PageFormatError
 from tailer.event import Event
+from tailer.page import parse_page
 from tailer.poller import EARLY_PAGE_MAX_AGE, MAX_EMPTY_PAGES, Poller, PollerSettings, TimeBound
 from tailer.retry import RetryPolicy
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time
@@ -342,14 +344,17 @@ def test_page_fast_path_decides_like_one_by_one(pages: list[list[Any]]) -> None:
     reference_buffer = WindowBuffer(4, reference.floor_ns, BASE_NS + 6 * NS_PER_SECOND)
     horizon = max(reference.start_ns, reference.dedupe_horizon_ns())
 
+    parsed = [
+        parse_page(orjson.dumps({"data": {"events": events}, "hasMore": False})) for events in pages
+    ]
     with capture_logs() as fast_logs:
-        for events in pages:
-            fast._accept_page(events, fast_buffer)
+        for page in parsed:
+            fast._accept_page(page, fast_buffer)
     with capture_logs() as reference_logs:
-        for events in pages:
-            reference.statistics.received += len(events)
-            for raw in events:
-                reference._accept(raw, reference_buffer, horizon)
+        for page in parsed:
+            reference.statistics.received += len(page.lines)
+            for line in page.lines:
+                reference._accept(line, reference_buffer, horizon)
 
     def held(buffer: WindowBuffer) -> list[tuple[str, int, dict[str, Any]]]:
         return [(e.id, e.time_ns, e.raw) for e in buffer.sorted_events()]

@@ -15,8 +15,8 @@ class JsonEncoder:
     json_payload = True
 
     def encode(self, event: Event) -> bytes:
-        # An event from the journal still carries the line orjson wrote for it,
-        # which is what encoding its raw object again would give.
+        # An event from a page or the journal carries its JSON text on one line,
+        # the object as the API sent it.
         if event.json is not None:
             return event.json
         return dumps_json(event.raw)
