@@ -57,6 +57,7 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -152,14 +153,13 @@ class FileSink(Sink):
     logs `file.bytes_missing`, removes a partial last line and appends after the lines
     that remain.
 
-    NOTE: lines are written with plain blocking `os.write` calls on the event loop.
-    They go to the page cache, which takes milliseconds for batches up to a few MB.
-    The fsync after a batch waits for the disk, so it runs in a worker thread. The
-    fsyncs of a file switch (rotation, reopen) run on the loop, once per file.
+    A batch's lines are written, and with `fsync: batch` synced, in one call on a
+    worker thread, so the event loop goes on while the kernel copies them and the
+    disk syncs. The fsyncs of a file switch (rotation, reopen) run on the loop,
+    once per file.
     """
 
     config_model: ClassVar[type[SinkConfig]] = FileSinkConfig
-
     def __init__(self, name: str, config: SinkConfig, *, clock: Clock | None = None) -> None:
         if not isinstance(config, FileSinkConfig):
             raise TypeError(f"FileSink needs a FileSinkConfig, not {type(config).__name__}")
@@ -224,14 +224,22 @@ class FileSink(Sink):
             data = self._encode_lines(batch)
             try:
                 fd, size_before = self._prepare(batch, len(data))
-                self._append(fd, data)
             except OSError as exc:
                 raise self._os_error("write", self._path, exc) from exc
 
+            sync = self._options.fsync == "batch"
             try:
-                await self._sync_after_batch(fd)
-            except OSError as exc:
-                raise self._os_error("fsync", self._path, exc) from exc
+                await _run_to_end(self._append_and_sync, fd, data, sync)
+            except _FileActionError as failed:
+                raise self._os_error(failed.action, self._path, failed.error) from failed.error
+            if sync:
+                self._unsynced = False
+                self._last_fsync = self._clock.monotonic()
+            else:
+                try:
+                    await self._sync_after_batch(fd)
+                except OSError as exc:
+                    raise self._os_error("fsync", self._path, exc) from exc
 
             self._confirmed_size = os.fstat(fd).st_size
             self._last_key = batch.key
@@ -578,14 +586,25 @@ class FileSink(Sink):
             )
             self._end_with_newline()
 
-    def _append(self, fd: int, data: bytes) -> None:
+    def _append_and_sync(self, fd: int, data: bytes, sync: bool) -> None:
+        """Append `data` and, with `sync`, fsync the file; raise _FileActionError on failure.
+
+        It runs on a worker thread, because copying a batch into the page cache
+        takes about as long as the poller's work on a page, and os.write and
+        os.fsync release the GIL while the kernel works.
+        """
         try:
             write_all(fd, data)
-        except OSError:
+        except OSError as exc:
             # Best effort: what remains is cut by the next send or open.
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, self._confirmed_size)
-            raise
+            raise _FileActionError("write", exc) from exc
+        if sync:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                raise _FileActionError("fsync", exc) from exc
 
     # -- rotation --------------------------------------------------------------
 
@@ -755,6 +774,34 @@ class FileSink(Sink):
 
 
 # -- helpers without sink state -----------------------------------------------
+
+
+class _FileActionError(Exception):
+    """An OSError of a file action (`write` or `fsync`) that ran on a worker thread."""
+
+    def __init__(self, action: str, error: OSError) -> None:
+        super().__init__(f"{action} failed: {error}")
+        self.action = action
+        self.error = error
+
+
+async def _run_to_end(function: Callable[..., None], *args: object) -> None:
+    """Run `function` on a worker thread and wait for its end, even when cancelled.
+
+    Cancelled, the caller would release the sink's lock and let `close` close
+    the file descriptor while the thread still writes to it, and a file opened
+    meanwhile could take the same number.
+    """
+    thread = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        while not thread.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([thread])
+        if not thread.cancelled():
+            thread.exception()  # retrieved, so asyncio does not log it as lost
+        raise
 
 
 def _open_append(path: Path) -> int:

@@ -26,6 +26,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -221,6 +222,36 @@ async def test_send_writes_one_line_per_payload(path: Path, make_sink: SinkFacto
     assert state["device"] == path.stat().st_dev
     assert state["size"] == 3 * LINE_BYTES
     assert state["started_at"] == NOW
+
+
+async def test_cancelled_send_waits_for_its_write(
+    path: Path, make_sink: SinkFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = make_sink(path)
+    await sink.open(None)
+    entered, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:
+        entered.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    send = asyncio.create_task(sink.send(make_batch(1, 2)))
+    await asyncio.to_thread(entered.wait, 10)
+    send.cancel()
+
+    # The cancelled send keeps the sink's lock until the worker thread is done,
+    # so `close` cannot close the file descriptor under it.
+    closing = asyncio.create_task(sink.close())
+    done, _ = await asyncio.wait([send, closing], timeout=0.2)
+    assert done == set()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await send
+    await closing
+    assert path.read_bytes() == lines(1, 2)
 
 
 async def test_new_file_private_in_new_directory(path: Path, make_sink: SinkFactory) -> None:
