@@ -26,6 +26,7 @@ from tailer.journal import Journal
 from tailer.lock import StateLock
 from tailer.logs import LOG_LEVELS, configure_logging
 from tailer.poller import MIN_WIDTH_NS, SourceCheckpoint
+from tailer.runner import batch_limits
 from tailer.sinks import Batch, SinkError
 from tailer.tail import run_main
 from tailer.timeparse import NS_PER_SECOND, format_iso, parse_time_or_duration
@@ -319,7 +320,7 @@ async def _replay(config: DaemonConfig, sink_name: str) -> tuple[int, int]:
         checkpoint = journal.register_sink(sink_name)
         await sink.open(checkpoint.state)
         try:
-            size = section.batch.max_events
+            size = batch_limits(section, type(sink)).max_events
             for start in range(0, len(letters), size):
                 chunk = letters[start : start + size]
                 events = []

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import structlog
 
 from tailer.clock import Clock, SystemClock
-from tailer.config import SinkSection
+from tailer.config import BatchSettings, SinkSection
 from tailer.deadletters import DeadLetterFile
 from tailer.encodings import JsonEncoder, get_encoder
 from tailer.errors import ConfigError
@@ -35,9 +35,15 @@ from tailer.ratelimit import RepeatLimiter
 from tailer.retry import RetryPolicy
 from tailer.sinks.base import Batch, Sink, SinkError, SinkState
 
-__all__ = ["RunnerStatistics", "SinkRunner"]
+__all__ = ["RunnerStatistics", "SinkRunner", "batch_limits"]
 
 _log = structlog.get_logger("tailer.runner")
+
+
+def batch_limits(section: SinkSection, sink_type: type[Sink]) -> BatchSettings:
+    """Return the sink's batch limits: its section's, else its type's, else the runner's."""
+    configured = section.batch.model_dump(exclude_unset=True)
+    return BatchSettings.model_validate({**sink_type.batch_defaults, **configured})
 
 
 class ShutdownRequested(Exception):
@@ -103,6 +109,7 @@ class SinkRunner:
         self._sends_stored_lines = section.filter.admits_all and isinstance(
             self._encoder, JsonEncoder
         )
+        self.batch_limits = batch_limits(section, type(sink))
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -167,7 +174,7 @@ class SinkRunner:
 
     async def _next_batch(self) -> None:
         """Collect one batch after the offset and settle it; return when nothing is pending."""
-        limits = self.section.batch
+        limits = self.batch_limits
         draft = _Draft(limits.max_events, limits.max_bytes)
         # Without a filter, the `json` encoding is the journaled line itself, so the
         # batch is built from the stored lines and no event is decoded or made.

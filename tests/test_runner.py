@@ -17,8 +17,9 @@ from tailer.config import SinkSection
 from tailer.errors import ConfigError
 from tailer.event import Event
 from tailer.journal import Journal
-from tailer.runner import SinkRunner
+from tailer.runner import SinkRunner, batch_limits
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
+from tailer.sinks.file import FileSink
 
 
 class RecordingSink(Sink):
@@ -129,6 +130,43 @@ async def test_batches_by_count_in_order(journal: Journal) -> None:
     assert journal.register_sink("rec").offset == 25
     assert journal.register_sink("rec").state == {"batches": 3}
     assert sink.closed == 1
+
+
+class LargeBatchSink(RecordingSink):
+    batch_defaults = {"max_events": 4, "max_bytes": 4096}
+
+
+async def test_sink_type_batch_defaults(journal: Journal) -> None:
+    sink = LargeBatchSink()
+    # The section sets max_wait_secs only, so the sink type's other limits apply.
+    runner = SinkRunner("rec", sink, section(batch={"max_wait_secs": 0.05}), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 11)])
+
+    await run_until(runner, 10)
+
+    assert [(b.first_seq, b.last_seq) for b in sink.accepted] == [(1, 4), (5, 8), (9, 10)]
+    assert runner.batch_limits.model_dump() == {
+        "max_events": 4,
+        "max_bytes": 4096,
+        "max_wait_secs": 0.05,
+    }
+
+
+def test_section_batch_limits_override_sink_type() -> None:
+    limits = batch_limits(section(batch={"max_events": 7}), LargeBatchSink)
+
+    assert limits.model_dump() == {"max_events": 7, "max_bytes": 4096, "max_wait_secs": 1.0}
+    assert batch_limits(SinkSection(type="recording"), RecordingSink).model_dump() == {
+        "max_events": 500,
+        "max_bytes": 1_048_576,
+        "max_wait_secs": 1.0,
+    }
+    assert batch_limits(SinkSection(type="file"), FileSink).model_dump() == {
+        "max_events": 2000,
+        "max_bytes": 4 * 1_048_576,
+        "max_wait_secs": 1.0,
+    }
 
 
 async def test_batches_by_bytes(journal: Journal) -> None:
