@@ -88,8 +88,6 @@ _PERMANENT_ERRNOS = frozenset({errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG})
 class FileSinkConfig(SinkConfig):
     """Options of the file sink. Sizes are in bytes, durations in seconds."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     path: PathOption
     """The active file. Missing parent directories are created. Files the sink creates get
     mode 0600. The start marker `.<name>.start` may appear next to it."""

@@ -161,8 +161,6 @@ _log = structlog.get_logger("tailer.sinks.splunk_hec")
 class HecAck(SinkConfig):
     """Indexer acknowledgement: `send` returns only once Splunk has indexed the batch."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     enabled: bool = False
     """Wait for each batch's acknowledgement. The token must have indexer acknowledgement on."""
 
@@ -182,7 +180,7 @@ class SplunkHecSinkConfig(SinkConfig):
     The text of a ValidationError never quotes the input, because it may be the token.
     """
 
-    model_config = ConfigDict(hide_input_in_errors=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     url: str
     """HEC base address, such as https://splunk.example.com:8088, without /services/collector."""

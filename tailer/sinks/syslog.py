@@ -129,7 +129,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 import structlog
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tailer.clock import Clock, SystemClock
 from tailer.event import Event
@@ -206,16 +206,12 @@ _log = structlog.get_logger("tailer.sinks.syslog")
 class SyslogTls(TlsOptions):
     """TLS settings, for `protocol: tls`: those of the HTTP sinks, plus `server_name`."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     server_name: str | None = Field(default=None, min_length=1)
     """Name the receiver's certificate must be issued for, also sent as SNI. Default: `host`."""
 
 
 class SyslogSinkConfig(SinkConfig):
     """Options of the syslog sink. Sizes are in bytes, durations in seconds."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
 
     host: str = Field(min_length=1)
     """The receiver: a host name or an IP address."""

@@ -174,7 +174,7 @@ class WebhookSinkConfig(SinkConfig):
     leaves it out for models that set `hide_input_in_errors`.
     """
 
-    model_config = ConfigDict(hide_input_in_errors=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     url: str
     """Endpoint to POST to: https, or http to a loopback host unless `allow_insecure_http`."""
