@@ -35,6 +35,7 @@ own (`_Checkpointer`); sqlite3 releases the GIL while it waits for the disk.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sqlite3
@@ -68,6 +69,9 @@ SCHEMA_VERSION = 2
 # Maximum events per chunk row, so a reader that needs a few of them never
 # parses many more.
 CHUNK_EVENTS = 1000
+# Chunks recently stored or read stay in memory up to this many bytes of JSON,
+# so a sink that keeps up reads what the poller just journaled without SQLite.
+RECENT_CHUNK_BYTES = 8 * 1024 * 1024
 # SQLite truncates its write-ahead log back to this size after each checkpoint,
 # and a log longer than this is checkpointed in the mode that rewinds it.
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
@@ -176,7 +180,11 @@ class Journal:
         self._db: sqlite3.Connection | None = None
         # Per source: the dedupe window and the time before which ids are forgotten.
         self._windows: dict[str, tuple[DedupeWindow, int | None]] = {}
-        self._last_chunk: StoredRun | None = None
+        # Recent chunks by last sequence number, oldest first, with their bytes of JSON.
+        self._recent: collections.OrderedDict[int, tuple[StoredRun, int]] = (
+            collections.OrderedDict()
+        )
+        self._recent_bytes = 0
         self._checkpointer: _Checkpointer | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -254,7 +262,8 @@ class Journal:
             self._db.close()
             self._db = None
         self._windows.clear()
-        self._last_chunk = None
+        self._recent.clear()
+        self._recent_bytes = 0
 
     @property
     def _log_path(self) -> Path:
@@ -294,7 +303,7 @@ class Journal:
         if forget_before_ns is not None and (since_ns is None or forget_before_ns > since_ns):
             since_ns = forget_before_ns
         with self._transaction(db):
-            stored_bytes = self._store_chunks(db, source, fresh, ids, times) if fresh else 0
+            stored = self._store_chunks(db, source, fresh, ids, times) if fresh else []
             if fresh:
                 db.execute(
                     "INSERT INTO seen_rounds (source, newest_ns, ids, times) VALUES (?, ?, ?, ?)",
@@ -310,6 +319,10 @@ class Journal:
                 "VALUES (?, ?, ?, ?)",
                 (source, orjson.dumps(checkpoint), time.time_ns(), since_ns),
             )
+        stored_bytes = 0
+        for run, size in stored:
+            self._remember_chunk(run, size)
+            stored_bytes += size
         if self._checkpointer is not None:
             self._checkpointer.written(stored_bytes)
         # Only now that the round is on disk does the window in memory change.
@@ -324,30 +337,33 @@ class Journal:
         events: list[Event],
         ids: list[str],
         times: list[int],
-    ) -> int:
-        """Store `events` as the next chunks; return the bytes of JSON they hold."""
+    ) -> list[tuple[StoredRun, int]]:
+        """Store `events` as the next chunks; return each chunk with its bytes of JSON."""
         newest = self.newest_seq()
-        stored_bytes = 0
+        stored: list[tuple[StoredRun, int]] = []
         for start in range(0, len(events), CHUNK_EVENTS):
             stop = min(start + CHUNK_EVENTS, len(events))
-            lines = b"\n".join([event.to_json() for event in events[start:stop]])
+            lines = [event.to_json() for event in events[start:stop]]
+            joined = b"\n".join(lines)
+            chunk_ids, chunk_times = ids[start:stop], times[start:stop]
             db.execute(
                 _INSERT_CHUNK,
                 (
                     newest + stop,
                     newest + start + 1,
                     source,
-                    orjson.dumps(ids[start:stop]),
-                    orjson.dumps(times[start:stop]),
-                    lines,
+                    orjson.dumps(chunk_ids),
+                    orjson.dumps(chunk_times),
+                    joined,
                 ),
             )
-            stored_bytes += len(lines)
+            run = StoredRun(newest + start + 1, source, chunk_ids, chunk_times, lines)
+            stored.append((run, len(joined)))
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('newest_seq', ?)",
             (str(newest + len(events)),),
         )
-        return stored_bytes
+        return stored
 
     def _window(self, source: str) -> tuple[DedupeWindow, int | None]:
         """Return the source's dedupe window and forget time, loading them on first use."""
@@ -508,21 +524,40 @@ class Journal:
         return runs
 
     def _chunk(self, last_seq: int) -> StoredRun:
-        """Return the chunk ending at `last_seq`, split into lines; the last one read is kept.
+        """Return the chunk ending at `last_seq`, split into lines, from memory when recent.
 
         Sinks read batches that start and end inside chunks, so the next read
-        usually begins in the chunk the previous one ended in.
+        usually begins in the chunk the previous one ended in, and a sink that
+        keeps up reads chunks the last append stored.
         """
-        chunk = self._last_chunk
-        if chunk is None or chunk.last_seq != last_seq:
-            first, source, ids, times, lines = self.db.execute(
-                "SELECT first_seq, source, ids, times, events FROM chunks WHERE last_seq = ?",
-                (last_seq,),
-            ).fetchone()
-            chunk = self._last_chunk = StoredRun(
-                first, source, orjson.loads(ids), orjson.loads(times), lines.split(b"\n")
-            )
+        recent = self._recent.get(last_seq)
+        if recent is not None:
+            return recent[0]
+        first, source, ids, times, lines = self.db.execute(
+            "SELECT first_seq, source, ids, times, events FROM chunks WHERE last_seq = ?",
+            (last_seq,),
+        ).fetchone()
+        chunk = StoredRun(first, source, orjson.loads(ids), orjson.loads(times), lines.split(b"\n"))
+        self._remember_chunk(chunk, len(lines))
         return chunk
+
+    def _remember_chunk(self, chunk: StoredRun, size: int) -> None:
+        """Keep `chunk` in memory, forgetting the oldest ones past RECENT_CHUNK_BYTES."""
+        self._recent[chunk.last_seq] = (chunk, size)
+        self._recent_bytes += size
+        # The newest chunk stays even when it alone is larger than the limit.
+        while self._recent_bytes > RECENT_CHUNK_BYTES and len(self._recent) > 1:
+            _, (_, forgotten) = self._recent.popitem(last=False)
+            self._recent_bytes -= forgotten
+
+    def _forget_chunks(self, through_seq: int) -> None:
+        """Drop chunks ending at or before `through_seq` from memory."""
+        while self._recent:
+            last_seq, (_, size) = next(iter(self._recent.items()))
+            if last_seq > through_seq:
+                break
+            del self._recent[last_seq]
+            self._recent_bytes -= size
 
     def newest_seq(self) -> int:
         """Return the sequence number of the newest event ever journaled, 0 before the first."""
@@ -557,6 +592,7 @@ class Journal:
                 "DELETE FROM chunks WHERE last_seq <= ? RETURNING last_seq - first_seq + 1",
                 (row[0],),
             ).fetchall()
+        self._forget_chunks(row[0])
         return sum(count for (count,) in removed)
 
     def file_bytes(self) -> int:

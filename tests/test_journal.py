@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from oldjournal import schema_version, write_version_1_journal
 from structlog.testing import capture_logs
 
+import tailer.journal
 from tailer.errors import ConfigError
 from tailer.event import Event
 from tailer.journal import CHECKPOINT_INTERVAL_SECS, CHUNK_EVENTS, Journal, SinkCheckpoint
@@ -258,6 +259,66 @@ def test_append_splits_large_round_into_chunks(journal: Journal) -> None:
         (n, f"evt-{n:04d}") for n in range(CHUNK_EVENTS - 1, CHUNK_EVENTS + 4)
     ]
     assert journal.backlog(CHUNK_EVENTS - 2) == count - CHUNK_EVENTS + 2
+
+
+def chunk_reads(journal: Journal) -> list[str]:
+    """Start recording the statements that read a chunk's events from SQLite."""
+    statements: list[str] = []
+    journal.db.set_trace_callback(
+        lambda sql: statements.append(sql) if "events FROM chunks" in sql else None
+    )
+    return statements
+
+
+def test_recent_chunks_read_from_memory(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "state")
+    journal.open()
+    count = CHUNK_EVENTS * 2 + 3
+    journal.append("main", [event(n) for n in range(1, count + 1)], checkpoint(count))
+    reads = chunk_reads(journal)
+
+    runs = journal.read_stored(CHUNK_EVENTS - 2, count)
+
+    assert reads == []
+    assert [(run.first_seq, run.last_seq) for run in runs] == [
+        (CHUNK_EVENTS - 1, CHUNK_EVENTS),
+        (CHUNK_EVENTS + 1, 2 * CHUNK_EVENTS),
+        (2 * CHUNK_EVENTS + 1, count),
+    ]
+    journal.close()
+    journal.open()
+    reads = chunk_reads(journal)
+
+    assert journal.read_stored(CHUNK_EVENTS - 2, count) == runs
+    assert len(reads) == 3
+    journal.close()
+
+
+def test_recent_chunks_bounded_in_memory(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each chunk's JSON is about 25 KB, so two of them pass the limit.
+    monkeypatch.setattr(tailer.journal, "RECENT_CHUNK_BYTES", 40_000)
+    count = CHUNK_EVENTS * 3
+    journal.append("main", [event(n) for n in range(1, count + 1)], checkpoint(count))
+    reads = chunk_reads(journal)
+
+    newest = journal.read_stored(2 * CHUNK_EVENTS, 5)
+    assert reads == []
+    oldest = journal.read_stored(0, 5)
+    assert len(reads) == 1
+    assert [line for run in newest + oldest for line in run.lines] == [
+        event(n).to_json()
+        for n in [*range(2 * CHUNK_EVENTS + 1, 2 * CHUNK_EVENTS + 6), 1, 2, 3, 4, 5]
+    ]
+
+
+def test_pruned_chunks_not_read_from_memory(journal: Journal) -> None:
+    journal.register_sink("a")
+    journal.append("main", [event(n) for n in range(1, 4)], checkpoint(3))
+    journal.commit_offset("a", 3, None)
+
+    assert journal.prune(["a"]) == 3
+    assert journal.read_stored(0, 10) == []
+    assert journal.read(0, 10) == []
 
 
 def test_read_returns_stored_json_line(journal: Journal) -> None:
