@@ -207,7 +207,9 @@ def test_compact_frees_pages_keeps_backlog(journal: Journal) -> None:
 
     before, after = journal.compact()
 
-    assert before == before_file
+    # The checkpoint thread may copy the log into the database file meanwhile,
+    # which makes it larger before the compaction starts, never smaller.
+    assert before >= before_file
     assert after < before / 2
     assert after == journal.file_bytes()
     assert [e.event.id for e in journal.read(2900, 200)] == [
