@@ -180,7 +180,8 @@ class Journal:
         self._db: sqlite3.Connection | None = None
         # Per source: the dedupe window and the time before which ids are forgotten.
         self._windows: dict[str, tuple[DedupeWindow, int | None]] = {}
-        # Recent chunks by last sequence number, oldest first, with their bytes of JSON.
+        # Recent chunks by last sequence number, in the order they were stored or read,
+        # with their bytes of JSON.
         self._recent: collections.OrderedDict[int, tuple[StoredRun, int]] = (
             collections.OrderedDict()
         )
@@ -543,6 +544,9 @@ class Journal:
 
     def _remember_chunk(self, chunk: StoredRun, size: int) -> None:
         """Keep `chunk` in memory, forgetting the oldest ones past RECENT_CHUNK_BYTES."""
+        previous = self._recent.pop(chunk.last_seq, None)
+        if previous is not None:
+            self._recent_bytes -= previous[1]
         self._recent[chunk.last_seq] = (chunk, size)
         self._recent_bytes += size
         # The newest chunk stays even when it alone is larger than the limit.
@@ -552,11 +556,9 @@ class Journal:
 
     def _forget_chunks(self, through_seq: int) -> None:
         """Drop chunks ending at or before `through_seq` from memory."""
-        while self._recent:
-            last_seq, (_, size) = next(iter(self._recent.items()))
-            if last_seq > through_seq:
-                break
-            del self._recent[last_seq]
+        # A chunk read after a restart may come after newer ones, so all are checked.
+        for last_seq in [seq for seq in self._recent if seq <= through_seq]:
+            _, size = self._recent.pop(last_seq)
             self._recent_bytes -= size
 
     def newest_seq(self) -> int:
