@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -133,7 +133,7 @@ async def test_batches_by_count_in_order(journal: Journal) -> None:
 
 
 class LargeBatchSink(RecordingSink):
-    batch_defaults = {"max_events": 4, "max_bytes": 4096}
+    batch_defaults: ClassVar[dict[str, float]] = {"max_events": 4, "max_bytes": 4096}
 
 
 async def test_sink_type_batch_defaults(journal: Journal) -> None:
