@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import json as stdlib_json
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
+import msgspec
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tailer.timeparse import parse_time
 
-__all__ = ["Event", "InvalidEventError", "StoredEvents", "parse_event", "stored_event"]
+__all__ = [
+    "Event",
+    "InvalidEventError",
+    "StoredEvents",
+    "decode_event_text",
+    "parse_event",
+    "stored_event",
+]
 
 # The reference page names the time `createdAt`, the guide `occurredAt`.
 TIME_FIELDS = ("createdAt", "occurredAt")
+
+
+def decode_event_text(text: bytes) -> Any:
+    """Decode an event's JSON text, keeping integers of any size exact.
+
+    msgspec decodes an integer beyond 64 bits as an int, where orjson gives a float.
+    A number beyond the range of a double, such as 1E+400, is valid JSON that both
+    reject; Python's json module decodes it as infinity.
+    """
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return stdlib_json.loads(text)
 
 
 class InvalidEventError(ValueError):
@@ -67,7 +89,7 @@ class Event:
         self.id = event_id
         self.time_ns = time_ns
         self._raw = raw
-        # The JSON text of `raw` on one line, as the API sent it or as orjson wrote it.
+        # The JSON text of `raw` on one line, as the API sent it but for line breaks.
         self.json = json
 
     @property
@@ -75,7 +97,7 @@ class Event:
         raw = self._raw
         if raw is None:
             assert self.json is not None
-            raw = self._raw = orjson.loads(self.json)
+            raw = self._raw = decode_event_text(self.json)
         return raw
 
     @property
@@ -139,7 +161,7 @@ def parse_event(raw: object, *, json: bytes | None = None) -> Event:
 
 
 def stored_event(event_id: str, time_ns: int, line: bytes) -> Event:
-    """Return an event read back from storage as the JSON line orjson wrote for it."""
+    """Return an event read back from storage as the JSON line it was stored as."""
     return Event(event_id, time_ns, None, json=line)
 
 

@@ -39,7 +39,7 @@ class Page:
     """One response: its events, whether more pages follow, and the cursor to them.
 
     `lines[i]` is the JSON text of the i-th event, on one line: as the API sent
-    it, or as orjson writes it when the API's text had a line break inside.
+    it, with any line breaks between its tokens removed.
     `ids[i]` and `times[i]` are its decoded `id` and time (`createdAt`, else
     `occurredAt`), None where absent and of whatever JSON type the API used.
     `server_time_ns` is the response's `Date` header in ns since the epoch, or
@@ -153,9 +153,13 @@ def parse_page(body: bytes, *, server_time_ns: int | None = None) -> Page:
 
 
 def _one_line(text: bytes) -> bytes:
-    """Return an event's JSON text without line breaks, which JSON allows between tokens."""
+    """Return an event's JSON text without line breaks, which JSON allows between tokens.
+
+    msgspec rewrites only the whitespace: every number, string and escape keeps
+    the text the API sent.
+    """
     if b"\n" in text or b"\r" in text:
-        return orjson.dumps(orjson.loads(text))
+        return msgspec.json.format(text, indent=0)
     return text
 
 

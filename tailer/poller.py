@@ -50,7 +50,7 @@ from tailer.errors import (
     CursorRejectedError,
     PageWalkStalledError,
 )
-from tailer.event import Event, InvalidEventError, parse_event
+from tailer.event import Event, InvalidEventError, decode_event_text, parse_event
 from tailer.filters import QueryFilters
 from tailer.page import Page
 from tailer.readahead import PageReadahead
@@ -563,7 +563,7 @@ class Poller:
     def _accept(self, line: bytes, buffer: WindowBuffer, horizon: int) -> None:
         """Add one event, given as its JSON text, unless invalid, filtered, seen or too old."""
         stats = self.statistics
-        raw = orjson.loads(line)
+        raw = decode_event_text(line)
         # Most events of a re-read window were delivered before: drop them by id
         # before paying for validation.
         if type(raw) is dict:

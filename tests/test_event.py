@@ -1,6 +1,6 @@
 import pytest
 
-from tailer.event import InvalidEventError, StoredEvents, parse_event
+from tailer.event import Event, InvalidEventError, StoredEvents, decode_event_text, parse_event
 from tailer.timeparse import parse_time
 
 
@@ -71,3 +71,17 @@ def test_stored_events_built_from_lines() -> None:
 def test_stored_events_need_one_line_per_id() -> None:
     with pytest.raises(ValueError, match="differ in length"):
         StoredEvents(["a", "b"], [10, 20], [b'{"id":"a"}'])
+
+
+def test_event_text_decoded_with_exact_numbers() -> None:
+    text = b'{"id": "a", "big": 123456789012345678901234567890, "huge": 1E+400, "tiny": 1e-400}'
+    event = Event("a", 0, None, json=text)
+
+    assert event.raw == {
+        "id": "a",
+        "big": 123456789012345678901234567890,
+        "huge": float("inf"),
+        "tiny": 0.0,
+    }
+    assert event.to_json() == text
+    assert decode_event_text(b'{"n": 18446744073709551616}') == {"n": 2**64}

@@ -193,6 +193,19 @@ async def test_filter_skips_events_and_moves_offset(journal: Journal) -> None:
     assert runner.statistics.filtered == 8
 
 
+async def test_filter_decodes_numbers_beyond_double_range(journal: Journal) -> None:
+    sink = RecordingSink()
+    runner = SinkRunner("rec", sink, section(filter={"min_severity": "error"}), journal)
+    journal.register_sink("rec")
+    text = b'{"id": "evt-0001", "severity": "error", "huge": 1E+400}'
+    fill(journal, [Event("evt-0001", 1, None, json=text), event(2)])
+
+    await run_until(runner, 2)
+
+    assert [b.payloads for b in sink.accepted] == [[text]]
+    assert runner.statistics.filtered == 1
+
+
 async def test_only_filtered_events_move_offset_without_batch(journal: Journal) -> None:
     sink = RecordingSink()
     runner = SinkRunner("rec", sink, section(filter={"min_severity": "error"}), journal)
