@@ -229,8 +229,12 @@ class SinkRunner:
         return scanned
 
     async def _wait_for_events(self, seconds: float | None) -> None:
+        # asyncio.timeout, not asyncio.wait_for: in Python 3.11, wait_for returns
+        # normally when the task is cancelled just as the event is set, so a
+        # cancelled runner would go on (CPython issue 86296).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._wakeup.wait()
 
     # -- sending ---------------------------------------------------------------
 
@@ -351,7 +355,8 @@ class SinkRunner:
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         """Sleep, but wake early on `stop()` so the batch gets one last try."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), max(seconds, 0.0))
+            async with asyncio.timeout(max(seconds, 0.0)):
+                await self._stopping.wait()
 
 
 class _Draft:

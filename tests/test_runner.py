@@ -169,6 +169,29 @@ def test_section_batch_limits_override_sink_type() -> None:
     }
 
 
+async def test_cancel_with_wakeup_stops_runner(journal: Journal) -> None:
+    sink = RecordingSink()
+    limits = {"max_events": 10, "max_wait_secs": 30}
+    runner = SinkRunner("rec", sink, section(batch=limits), journal)
+    journal.register_sink("rec")
+    fill(journal, [event(n) for n in range(1, 4)])
+    task = asyncio.create_task(runner.run())
+    # A few turns of the loop: the runner takes the three events and waits up to
+    # 30 s for more, since its sink and journal do no I/O that takes longer.
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    # New events and the cancellation arrive together: Python 3.11's asyncio.wait_for
+    # returned normally then, and the runner kept running.
+    runner.wake()
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            await task
+    assert sink.accepted == []
+
+
 async def test_batches_by_bytes(journal: Journal) -> None:
     sink = RecordingSink()
     payload_size = len(b'{"id":"evt-0001","severity":"info"}')

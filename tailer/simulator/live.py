@@ -51,8 +51,11 @@ class LiveGenerator:
             deadlines = [due for due in (next_event, next_burst) if due is not None]
             timeout = max(0.0, min(deadlines) - now) if deadlines else None
             self._wakeup.clear()
+            # Not asyncio.wait_for, which in Python 3.11 can swallow a cancellation
+            # that arrives as the event is set, and then `stop` would wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
             if self._wakeup.is_set():
                 continue  # the config changed: reschedule before creating anything
 
