@@ -11,7 +11,6 @@ adds itself reach the terminal raw.
 from __future__ import annotations
 
 import datetime
-import json
 import re
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import orjson
 
+from tailer.encodings._fields import dumps_json
 from tailer.errors import ConfigError
 from tailer.event import Event
 from tailer.timeparse import NS_PER_SECOND
@@ -120,10 +120,9 @@ def _encode_json(value: Any) -> bytes:
     try:
         encoded = orjson.dumps(value)
     except orjson.JSONEncodeError:
-        # orjson rejects integers beyond 64 bits and lone surrogates, which a
-        # decoder other than orjson may have produced. The standard library writes
-        # both, and with ensure_ascii its output is printable ASCII only.
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        # orjson rejects integers beyond 64 bits and lone surrogates. The fallback
+        # writes both, and its output is printable ASCII only.
+        return dumps_json(value)
 
     return _escape_json_output(encoded)
 

@@ -396,3 +396,11 @@ def test_cef_parser_recovers_values(raw: dict[str, Any], time_ns: int) -> None:
             assert values[key] == raw[source]
         else:
             assert key not in values
+
+
+def test_cef_attributes_beyond_double_range() -> None:
+    text = b'{"id": "a", "attributes": {"x": 1E+400, "b": 123456789012345678901234567890}}'
+
+    payload = CefEncoder().encode(Event("a", 0, None, json=text))
+
+    assert payload.endswith(b'RunToolsTailAttributes={"x":null,"b":123456789012345678901234567890}')

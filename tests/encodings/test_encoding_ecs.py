@@ -320,6 +320,31 @@ def test_ecs_integer_beyond_64_bits() -> None:
     assert document["message"] == "big"
 
 
+def strict_json(payload: bytes) -> Any:
+    """Decode JSON and reject the Infinity and NaN that Python's json module writes."""
+
+    def reject(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(payload, parse_constant=reject)
+
+
+def test_ecs_number_beyond_double_range() -> None:
+    text = (
+        b'{"id": "a", "title": "odd", "big": 123456789012345678901234567890, '
+        b'"huge": 1E+400, "attributes": {"x": -1E+400, "ratio": 1.50}}'
+    )
+
+    # The big integer sends the encoding to Python's json module, which would write
+    # Infinity, and the number alone to orjson: both give null.
+    for event_text in (text, text.replace(b"123456789012345678901234567890", b"7")):
+        document = strict_json(EcsEncoder().encode(Event("a", 0, None, json=event_text)))
+        assert isinstance(document, dict)
+        assert document["runtools"]["event"]["huge"] is None
+        assert document["runtools"]["event"]["attributes"] == {"x": None, "ratio": 1.5}
+    assert document["runtools"]["event"]["big"] == 7
+
+
 def test_ecs_lone_surrogate() -> None:
     raw = {"id": "a", "title": "bad \ud800 text"}
 
