@@ -1,7 +1,7 @@
 """Dead letters: batches a sink gave up on, kept as NDJSON for replay.
 
 Each line is one event: `{"sink", "batch", "error", "failed_at", "event"}`,
-where `event` is the raw event as the API sent it. The file is created with
+where `event` is the raw event as the API sent it, its JSON text unchanged. The file is created with
 mode 0600 and fsynced after every batch, because the runner commits the
 sink's offset right after: a dead letter is the only copy of that event.
 """
@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from tailer.event import Event
+from tailer.encodings._fields import dumps_json
+from tailer.event import Event, decode_event_text
 from tailer.fileio import write_all
 from tailer.sinks.base import Batch
 
@@ -53,7 +54,8 @@ class DeadLetterFile:
                     "batch": batch.key,
                     "error": error,
                     "failed_at": failed_at,
-                    "event": event.raw,
+                    # The text itself, so every value stays as the API sent it.
+                    "event": orjson.Fragment(event.to_json()),
                 }
             )
             + b"\n"
@@ -76,8 +78,8 @@ class DeadLetterFile:
                 if not line.strip():
                     continue
                 try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
+                    record = decode_event_text(line)
+                except ValueError:
                     raise ValueError(
                         f"{self.path}:{number}: not a dead letter (invalid JSON); "
                         "fix or remove that line and replay again"
@@ -101,7 +103,7 @@ class DeadLetterFile:
             for letter in letters:
                 write_all(
                     fd,
-                    orjson.dumps(
+                    dumps_json(
                         {
                             "sink": letter.sink,
                             "batch": letter.batch,

@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import structlog
 
 from tailer.client import ActivityClient
@@ -574,7 +573,7 @@ class Poller:
         try:
             event = parse_event(raw, json=line)
         except InvalidEventError as exc:
-            self._report_invalid(raw, exc)
+            self._report_invalid(line, exc)
             return
         if self._local_filters and not QueryFilters.matches(event.raw, self._local_filters):
             stats.filtered += 1
@@ -587,8 +586,8 @@ class Poller:
             return
         buffer.add(event)
 
-    def _report_invalid(self, raw: object, exc: InvalidEventError) -> None:
-        key = exc.event_id if exc.event_id is not None else orjson.dumps(raw).decode()
+    def _report_invalid(self, line: bytes, exc: InvalidEventError) -> None:
+        key = exc.event_id if exc.event_id is not None else line.decode("utf-8", "replace")
         if key in self._reported_invalid:
             return
         self._reported_invalid[key] = None

@@ -506,3 +506,20 @@ async def test_backfill_remembers_only_floor_overlap() -> None:
     expected = sum(1 for e in delivered if e.time_ns >= horizon)
     assert expected <= 2
     assert poller.dedupe_size == expected
+
+
+def test_invalid_event_with_large_integer_reported() -> None:
+    poller = poller_at_floor()
+    buffer = WindowBuffer(4, poller.floor_ns, BASE_NS + 6 * NS_PER_SECOND)
+    body = (
+        b'{"data": {"events": [{"createdAt": "2026-12-04T12:00:04Z", '
+        b'"count": 123456789012345678901234567890}]}, "hasMore": false}'
+    )
+
+    with capture_logs() as logs:
+        poller._accept_page(parse_page(body), buffer)
+        poller._accept_page(parse_page(body), buffer)
+
+    assert poller.statistics.invalid == 1
+    assert [log["event"] for log in logs] == ["event.invalid"]
+    assert len(buffer) == 0

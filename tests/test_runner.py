@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -488,3 +489,30 @@ def test_dead_letters_survive_short_writes(tmp_path: Path, monkeypatch: pytest.M
 
     assert [letter.event["id"] for letter in letters.read()] == ["act_0", "act_1", "act_2"]
     assert len(calls) > 3
+
+
+def test_dead_letters_keep_event_text(tmp_path: Path) -> None:
+    from tailer import deadletters
+
+    text = b'{"id": "act_1", "big": 123456789012345678901234567890, "huge": 1E+400, "r": 1.50}'
+    letters = deadletters.DeadLetterFile(tmp_path / "dead.ndjson")
+
+    letters.write(Batch("out", [Event("act_1", 1, None, json=text)], [text], 1, 1), "HTTP 400")
+
+    line = (tmp_path / "dead.ndjson").read_bytes()
+    assert line.endswith(b',"event":' + text + b"}\n")
+    (letter,) = letters.read()
+    assert letter.event == {
+        "id": "act_1",
+        "big": 123456789012345678901234567890,
+        "huge": float("inf"),
+        "r": 1.5,
+    }
+    letters.replace([letter])
+
+    def reject(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+
+    rewritten = json.loads((tmp_path / "dead.ndjson").read_bytes(), parse_constant=reject)
+    assert rewritten["event"]["huge"] is None
+    assert rewritten["event"]["big"] == 123456789012345678901234567890

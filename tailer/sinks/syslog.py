@@ -127,11 +127,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import orjson
 import structlog
 from pydantic import Field, field_validator, model_validator
 
 from tailer.clock import Clock, SystemClock
+from tailer.encodings._fields import dumps_json
 from tailer.event import Event
 from tailer.ratelimit import RepeatLimiter
 from tailer.sinks._http import TlsOptions, build_ssl_context, tls_problems
@@ -358,7 +358,7 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    return dumps_json(value).decode()
 
 
 def _header_field(value: str | None, max_length: int) -> str:

@@ -1290,3 +1290,10 @@ def test_rsyslogd_missing_fails_with_hint(monkeypatch: pytest.MonkeyPatch) -> No
 def test_install_script_is_executable() -> None:
     script = Path(__file__).parents[2] / "scripts" / "install-test-tools.sh"
     assert os.access(script, os.X_OK)
+
+
+def test_field_text_keeps_large_integers() -> None:
+    # Fields are decoded with integers exact, and orjson cannot write one beyond 64 bits.
+    assert tailer.sinks.syslog._text(2**70) == "1180591620717411303424"
+    assert tailer.sinks.syslog._text({"n": float("inf")}) == '{"n":null}'
+    assert tailer.sinks.syslog._text("agt_1") == "agt_1"
