@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from tailer.encodings._fields import dumps_json
 from tailer.event import Event, decode_event_text
 from tailer.fileio import write_all
+from tailer.jsontext import dumps_json
 from tailer.sinks.base import Batch
 
 __all__ = ["DeadLetter", "DeadLetterFile"]

@@ -7,9 +7,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
 import msgspec
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tailer.jsontext import dumps_json
 from tailer.timeparse import parse_time
 
 __all__ = [
@@ -108,7 +108,7 @@ class Event:
         """Serialise the raw event as one line of JSON, without a newline."""
         if self.json is not None:
             return self.json
-        return orjson.dumps(self._raw)
+        return dumps_json(self._raw)
 
     def __repr__(self) -> str:
         return f"Event(id={self.id!r}, time_ns={self.time_ns})"

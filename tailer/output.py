@@ -18,9 +18,9 @@ from typing import IO, Any, Literal, Protocol, runtime_checkable
 
 import orjson
 
-from tailer.encodings._fields import dumps_json
 from tailer.errors import ConfigError
 from tailer.event import Event
+from tailer.jsontext import dumps_json
 from tailer.timeparse import NS_PER_SECOND
 
 __all__ = [

@@ -13,13 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from tailer.encodings._fields import (
-    dumps_json,
     field_text,
     first_text,
     outcome,
     severity_level,
 )
 from tailer.event import Event
+from tailer.jsontext import dumps_json
 from tailer.timeparse import format_iso
 
 __all__ = ["ECS_VERSION", "EcsEncoder", "ecs_document"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tailer.encodings._fields import dumps_json
 from tailer.event import Event
+from tailer.jsontext import dumps_json
 
 __all__ = ["JsonEncoder"]
 

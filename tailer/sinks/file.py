@@ -159,8 +159,9 @@ class FileSink(Sink):
 
     config_model: ClassVar[type[SinkConfig]] = FileSinkConfig
     # A file takes large batches, and each batch costs an fsync and two journal
-    # commits: a 200,000-event backfill took 2.3 s with these limits and 2.6 s
-    # with the runner's 500 events and 1 MiB (benchmark machine, 2 cores).
+    # commits. On the 2-core benchmark machine a 200,000-event backfill took
+    # 2.73 s with these limits and 2.91 s with the runner's 500 events and 1 MiB
+    # (medians of five alternating runs).
     batch_defaults: ClassVar[dict[str, float]] = {"max_events": 2000, "max_bytes": 4 * 1024 * 1024}
 
     def __init__(self, name: str, config: SinkConfig, *, clock: Clock | None = None) -> None:

@@ -131,8 +131,8 @@ import structlog
 from pydantic import Field, field_validator, model_validator
 
 from tailer.clock import Clock, SystemClock
-from tailer.encodings._fields import dumps_json
 from tailer.event import Event
+from tailer.jsontext import dumps_json
 from tailer.ratelimit import RepeatLimiter
 from tailer.sinks._http import TlsOptions, build_ssl_context, tls_problems
 from tailer.sinks.base import Batch, Sink, SinkConfig, SinkError, SinkState
