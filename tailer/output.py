@@ -117,14 +117,7 @@ def _encode_json(value: Any) -> bytes:
     as they are. They can occur only inside JSON strings, where a `\\uHHHH` escape
     decodes to the same value, so replacing them keeps the JSON valid and equal.
     """
-    try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        # orjson rejects integers beyond 64 bits and lone surrogates. The fallback
-        # writes both, and its output is printable ASCII only.
-        return dumps_json(value)
-
-    return _escape_json_output(encoded)
+    return _escape_json_output(dumps_json(value))
 
 
 def _escape_json_output(encoded: bytes) -> bytes:

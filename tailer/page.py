@@ -21,6 +21,7 @@ import msgspec
 import orjson
 
 from tailer.errors import PageFormatError
+from tailer.event import decode_event_text
 
 __all__ = ["Page", "parse_page", "peek_next_cursor"]
 
@@ -55,12 +56,12 @@ class Page:
 
     @property
     def events(self) -> list[Any]:
-        """Return the events decoded, for diagnostics and tests; the tailer reads `lines`."""
-        return [orjson.loads(line) for line in self.lines]
+        """Return the events decoded, for diagnostics and tests. The tailer reads `lines`."""
+        return [decode_event_text(line) for line in self.lines]
 
 
 class _Head(msgspec.Struct):
-    """The fields of an event the tailer needs, by their JSON names; msgspec skips the rest."""
+    """The fields of an event the tailer needs, by their JSON names. msgspec skips the rest."""
 
     id: Any = None
     createdAt: Any = None
@@ -138,7 +139,7 @@ def parse_page(body: bytes, *, server_time_ns: int | None = None) -> Page:
         paging = _paging_fields({"meta": raw_page.meta})
     if paging is None:
         return _parse_decoded(body, server_time_ns)
-    has_more, next_cursor = _check_paging(paging, {})
+    has_more, next_cursor = _check_paging(*paging)
     lines = [bytes(raw) for raw in raw_page.data.events]
     if b"\n" in body or b"\r" in body:
         lines = [_one_line(line) for line in lines]
@@ -176,7 +177,13 @@ def _parse_decoded(body: bytes, server_time_ns: int | None) -> Page:
             "page has no data.events list; the API response format may have changed "
             f"(top-level keys: {sorted(document)})"
         )
-    has_more, next_cursor = _check_paging(_paging_fields(document), document)
+    paging = _paging_fields(document)
+    if paging is None:
+        raise PageFormatError(
+            "page has no hasMore field, neither at the top level nor under meta, so the "
+            f"tailer cannot tell whether more pages follow (top-level keys: {sorted(document)})"
+        )
+    has_more, next_cursor = _check_paging(*paging)
     ids: list[Any] = []
     times: list[Any] = []
     for event in events:
@@ -191,16 +198,8 @@ def _parse_decoded(body: bytes, server_time_ns: int | None) -> Page:
     return Page(lines, ids, times, has_more, next_cursor, server_time_ns)
 
 
-def _check_paging(
-    paging: tuple[object, object] | None, document: dict[str, Any]
-) -> tuple[bool, str | None]:
+def _check_paging(has_more: object, next_cursor: object) -> tuple[bool, str | None]:
     """Return hasMore and the cursor (None without more pages), or raise PageFormatError."""
-    if paging is None:
-        raise PageFormatError(
-            "page has no hasMore field, neither at the top level nor under meta, so the "
-            f"tailer cannot tell whether more pages follow (top-level keys: {sorted(document)})"
-        )
-    has_more, next_cursor = paging
     if not isinstance(has_more, bool):
         raise PageFormatError(f"page field hasMore is {has_more!r}, expected true or false")
     if next_cursor is not None and not isinstance(next_cursor, str):
