@@ -29,8 +29,8 @@ def decode_event_text(text: bytes) -> Any:
     """Decode an event's JSON text, keeping integers of any size exact.
 
     msgspec decodes an integer beyond 64 bits as an int, where orjson gives a float.
-    A number beyond the range of a double, such as 1E+400, is valid JSON that both
-    reject; Python's json module decodes it as infinity.
+    A number beyond the range of a double, such as 1E+400, is valid JSON, but both
+    reject it. Python's json module decodes it as infinity.
     """
     try:
         return msgspec.json.decode(text)
@@ -70,7 +70,7 @@ class Event:
     `raw` is the object exactly as the API sent it, unknown fields included, so
     sinks receive every field. Nothing may change it: an event read from a page
     or back from the journal carries its JSON text too, which `to_json` returns
-    as it is, and decodes `raw` only when something asks for it. Events sort by
+    as it is, and decodes `raw` only when something reads it. Events sort by
     (time, id), the delivery order.
     """
 
@@ -122,7 +122,7 @@ class Event:
 
 
 def parse_event(raw: object, *, json: bytes | None = None) -> Event:
-    """Validate one raw event from a page; `json` is its JSON text on one line, when known.
+    """Validate one raw event from a page. `json` is its JSON text on one line, when known.
 
     Raises InvalidEventError when the object has no usable `id` or time; the
     caller reports it and carries on with the rest of the page.

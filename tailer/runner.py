@@ -229,9 +229,9 @@ class SinkRunner:
         return scanned
 
     async def _wait_for_events(self, seconds: float | None) -> None:
-        # asyncio.timeout, not asyncio.wait_for: in Python 3.11, wait_for returns
+        # asyncio.timeout, not asyncio.wait_for. In Python 3.11, wait_for returns
         # normally when the task is cancelled just as the event is set, so a
-        # cancelled runner would go on (CPython issue 86296).
+        # cancelled runner would go on. Python 3.12 rewrote wait_for on timeout.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._wakeup.wait()

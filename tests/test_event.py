@@ -87,7 +87,7 @@ def test_event_text_decoded_with_exact_numbers() -> None:
     assert decode_event_text(b'{"n": 18446744073709551616}') == {"n": 2**64}
 
 
-def test_event_from_object_with_large_integer_to_json() -> None:
+def test_to_json_of_object_with_large_integer() -> None:
     event = Event("a", 0, {"id": "a", "n": 2**70, "x": float("inf")})
 
     assert event.to_json() == b'{"id":"a","n":1180591620717411303424,"x":null}'

