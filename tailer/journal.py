@@ -303,12 +303,15 @@ class Journal:
         times = [event.time_ns for event in fresh]
         if forget_before_ns is not None and (since_ns is None or forget_before_ns > since_ns):
             since_ns = forget_before_ns
+        # Ids older than the forget time would be forgotten at once; in a backfill
+        # that is all but the last few seconds of a round.
+        kept_ids, kept_times = _not_before(ids, times, since_ns)
         with self._transaction(db):
             stored = self._store_chunks(db, source, fresh, ids, times) if fresh else []
-            if fresh:
+            if kept_ids:
                 db.execute(
                     "INSERT INTO seen_rounds (source, newest_ns, ids, times) VALUES (?, ?, ?, ?)",
-                    (source, max(times), orjson.dumps(ids), orjson.dumps(times)),
+                    (source, max(kept_times), orjson.dumps(kept_ids), orjson.dumps(kept_times)),
                 )
             if forget_before_ns is not None:
                 db.execute(
@@ -327,7 +330,7 @@ class Journal:
         if self._checkpointer is not None:
             self._checkpointer.written(stored_bytes)
         # Only now that the round is on disk does the window in memory change.
-        _remember(window, ids, times, since_ns)
+        _remember(window, kept_ids, kept_times, since_ns)
         self._windows[source] = (window, since_ns)
         return len(fresh)
 
@@ -669,6 +672,16 @@ def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
         batch_ids.add(event.id)
         fresh.append(event)
     return fresh
+
+
+def _not_before(
+    ids: list[str], times: list[int], since_ns: int | None
+) -> tuple[list[str], list[int]]:
+    """Return the ids and times of the events at or after `since_ns` (all when it is None)."""
+    if since_ns is None or all(time_ns >= since_ns for time_ns in times):
+        return ids, times
+    kept = [pair for pair in zip(ids, times, strict=True) if pair[1] >= since_ns]
+    return [event_id for event_id, _ in kept], [time_ns for _, time_ns in kept]
 
 
 def _remember(window: DedupeWindow, ids: list[str], times: list[int], since_ns: int | None) -> None:

@@ -367,6 +367,32 @@ def test_forget_drops_ids_by_event_time(tmp_path: Path) -> None:
     second.close()
 
 
+def test_round_remembers_only_ids_at_or_after_forget_time(tmp_path: Path) -> None:
+    first = Journal(tmp_path)
+    first.open()
+    round_events = [event(1, time_ns=100), event(2, time_ns=300), event(3, time_ns=250)]
+    assert first.append("main", round_events, checkpoint(3), forget_before_ns=250) == 3
+    stored = first.db.execute("SELECT newest_ns, ids, times FROM seen_rounds").fetchall()
+    assert stored == [(300, b'["evt-0002","evt-0003"]', b"[300,250]")]
+    assert sorted(first.seen_ids("main")) == [("evt-0002", 300), ("evt-0003", 250)]
+
+    # A round entirely before the forget time leaves no row behind.
+    first.append("main", [event(4, time_ns=120)], checkpoint(4), forget_before_ns=250)
+    assert first.db.execute("SELECT COUNT(*) FROM seen_rounds").fetchone() == (1,)
+    first.close()
+
+    second = Journal(tmp_path)
+    second.open()
+    assert sorted(second.seen_ids("main")) == [("evt-0002", 300), ("evt-0003", 250)]
+    assert [e.event.id for e in second.read(0, 10)] == [
+        "evt-0001",
+        "evt-0002",
+        "evt-0003",
+        "evt-0004",
+    ]
+    second.close()
+
+
 def write_old_journal(directory: Path) -> None:
     events = [
         ("a", "e1", 10, {"id": "e1", "v": 1}),
