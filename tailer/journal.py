@@ -79,6 +79,8 @@ WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 # and at least every CHECKPOINT_INTERVAL_SECS.
 CHECKPOINT_AFTER_BYTES = 4 * 1024 * 1024
 CHECKPOINT_INTERVAL_SECS = 1.0
+# Further passive checkpoints the checkpoint thread runs at most before a restart one.
+_PASSES_BEFORE_RESTART = 4
 # Should that thread stop working, the committing connection checkpoints by
 # itself once the log contains this many pages, so the log stays bounded.
 _FALLBACK_CHECKPOINT_PAGES = 16384
@@ -810,8 +812,16 @@ class _Checkpointer:
                     _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if frames * page_size > WAL_SIZE_LIMIT_BYTES:
                         # Under a steady stream of commits a passive checkpoint never
-                        # finds the log fully copied, so the log never rewinds. This
-                        # one waits for the writer and makes the next commit rewind it.
+                        # finds the log fully copied, so the log never rewinds. A
+                        # restart checkpoint makes the next commit rewind it, but
+                        # commits wait while it copies and syncs. Each further passive
+                        # pass copies what was committed during the one before, so the
+                        # passes shorten and leave the restart little to copy.
+                        for _ in range(_PASSES_BEFORE_RESTART):
+                            _, grown, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                            if grown == frames:
+                                break  # nothing was committed during the last pass
+                            frames = grown
                         db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 except sqlite3.Error as exc:
                     # The committing connection takes over once the log is long.
