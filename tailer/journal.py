@@ -57,6 +57,7 @@ from tailer.fileio import fsync_directory, fsync_file
 
 __all__ = [
     "CHUNK_EVENTS",
+    "PAGE_SIZE",
     "SCHEMA_VERSION",
     "WAL_SIZE_LIMIT_BYTES",
     "Journal",
@@ -82,8 +83,13 @@ CHECKPOINT_INTERVAL_SECS = 1.0
 # Further passive checkpoints the checkpoint thread runs at most before a restart one.
 _PASSES_BEFORE_RESTART = 4
 # Should that thread stop working, the committing connection checkpoints by
-# itself once the log contains this many pages, so the log stays bounded.
-_FALLBACK_CHECKPOINT_PAGES = 16384
+# itself once the log holds this many bytes of pages, so the log stays bounded.
+_FALLBACK_CHECKPOINT_BYTES = 64 * 1024 * 1024
+# The page size of a new journal. Most of its bytes are chunks of event lines,
+# stored across overflow pages: 16 KiB pages take a quarter of the page writes,
+# log frames and reads of 4 KiB ones per chunk. A journal keeps the page size
+# it was created with.
+PAGE_SIZE = 16384
 
 _log = structlog.get_logger("tailer.journal")
 
@@ -205,10 +211,12 @@ class Journal:
         _create_private(self.path)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # ignored by an existing database
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
-            db.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_PAGES}")
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA wal_autocheckpoint={_FALLBACK_CHECKPOINT_BYTES // page_size}")
             # Debian builds SQLite to zero every freed page, which for pruned chunks
             # wrote their size again as zeros. FAST still clears deleted cells in
             # table pages; freed overflow pages keep old bytes until reused, inside

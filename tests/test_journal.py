@@ -13,7 +13,13 @@ from structlog.testing import capture_logs
 import tailer.journal
 from tailer.errors import ConfigError
 from tailer.event import Event
-from tailer.journal import CHECKPOINT_INTERVAL_SECS, CHUNK_EVENTS, Journal, SinkCheckpoint
+from tailer.journal import (
+    CHECKPOINT_INTERVAL_SECS,
+    CHUNK_EVENTS,
+    PAGE_SIZE,
+    Journal,
+    SinkCheckpoint,
+)
 
 
 def event(number: int, time_ns: int | None = None) -> Event:
@@ -468,6 +474,35 @@ def test_open_rejects_newer_schema(tmp_path: Path) -> None:
     ):
         journal.open(upgrade=True)
     journal.close()
+
+
+def test_new_journal_uses_large_pages(journal: Journal) -> None:
+    assert PAGE_SIZE == 16384
+    assert journal.db.execute("PRAGMA page_size").fetchone() == (16384,)
+    # The fallback checkpoint keeps its size in bytes: 64 MiB of 16 KiB pages.
+    assert journal.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (4096,)
+
+
+def test_journal_keeps_page_size_it_was_created_with(tmp_path: Path) -> None:
+    path = tmp_path / Journal.FILE_NAME
+    older = sqlite3.connect(path)
+    older.execute("PRAGMA page_size=4096")
+    older.execute("PRAGMA journal_mode=WAL")
+    older.close()
+
+    first = Journal(tmp_path)
+    first.open()
+    assert first.db.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert first.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (16384,)
+    first.append("main", [event(n) for n in range(1, 1501)], checkpoint(1500))
+    first.close()
+
+    second = Journal(tmp_path)
+    second.open()
+    assert second.db.execute("PRAGMA page_size").fetchone() == (4096,)
+    entries = second.read(1498, 10)
+    assert [(e.seq, e.event.id) for e in entries] == [(1499, "evt-1499"), (1500, "evt-1500")]
+    second.close()
 
 
 def test_checkpoint_thread_rewinds_the_log(journal: Journal) -> None:
