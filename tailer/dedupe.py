@@ -57,6 +57,10 @@ class DedupeWindow:
 
     def add_unsorted(self, ids: Sequence[str], times: Sequence[int]) -> None:
         """Remember `ids` with their `times`, in any order."""
+        # Sorting sorted numbers is one pass in C; ordering by index is not.
+        if list(times) == sorted(times):
+            self.add_sorted(ids, times)
+            return
         order = sorted(range(len(ids)), key=times.__getitem__)
         self.add_sorted([ids[i] for i in order], [times[i] for i in order])
 

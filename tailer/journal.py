@@ -674,6 +674,12 @@ class Journal:
 
 def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
     """Return the events whose id is neither in `window` nor earlier in `events`."""
+    events = list(events)
+    ids = [event.id for event in events]
+    # The poller hands over only new events, so the usual round passes whole;
+    # these checks run in C, where the loop below costs a Python step per event.
+    if window.ids().isdisjoint(ids) and len(set(ids)) == len(ids):
+        return events
     fresh: list[Event] = []
     batch_ids: set[str] = set()
     for event in events:
