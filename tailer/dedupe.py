@@ -57,7 +57,8 @@ class DedupeWindow:
 
     def add_unsorted(self, ids: Sequence[str], times: Sequence[int]) -> None:
         """Remember `ids` with their `times`, in any order."""
-        # Sorting sorted numbers is one pass in C; ordering by index is not.
+        # Sorting sorted numbers is one pass in C, while ordering indices by a key
+        # calls Python for each of them.
         if list(times) == sorted(times):
             self.add_sorted(ids, times)
             return

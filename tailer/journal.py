@@ -83,7 +83,7 @@ CHECKPOINT_INTERVAL_SECS = 1.0
 # Further passive checkpoints the checkpoint thread runs at most before a restart one.
 _PASSES_BEFORE_RESTART = 4
 # Should that thread stop working, the committing connection checkpoints by
-# itself once the log holds this many bytes of pages, so the log stays bounded.
+# itself once the log contains this many bytes of pages, so the log stays bounded.
 _FALLBACK_CHECKPOINT_BYTES = 64 * 1024 * 1024
 # The page size of a new journal. Most of its bytes are chunks of event lines,
 # stored across overflow pages: 16 KiB pages take a quarter of the page writes,
@@ -313,7 +313,7 @@ class Journal:
         times = [event.time_ns for event in fresh]
         if forget_before_ns is not None and (since_ns is None or forget_before_ns > since_ns):
             since_ns = forget_before_ns
-        # Ids older than the forget time would be forgotten at once; in a backfill
+        # Ids older than the forget time would be forgotten at once. In a backfill,
         # that is all but the last few seconds of a round.
         kept_ids, kept_times = _not_before(ids, times, since_ns)
         with self._transaction(db):
@@ -676,8 +676,8 @@ def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
     """Return the events whose id is neither in `window` nor earlier in `events`."""
     events = list(events)
     ids = [event.id for event in events]
-    # The poller hands over only new events, so the usual round passes whole;
-    # these checks run in C, where the loop below costs a Python step per event.
+    # The poller hands over only new events, so a round usually passes whole.
+    # These checks run in C, where the loop below takes a Python step per event.
     if window.ids().isdisjoint(ids) and len(set(ids)) == len(ids):
         return events
     fresh: list[Event] = []
@@ -696,8 +696,8 @@ def _not_before(
     """Return the ids and times of the events at or after `since_ns` (all when it is None)."""
     if since_ns is None or all(time_ns >= since_ns for time_ns in times):
         return ids, times
-    kept = [pair for pair in zip(ids, times, strict=True) if pair[1] >= since_ns]
-    return [event_id for event_id, _ in kept], [time_ns for _, time_ns in kept]
+    recent = [pair for pair in zip(ids, times, strict=True) if pair[1] >= since_ns]
+    return [event_id for event_id, _ in recent], [time_ns for _, time_ns in recent]
 
 
 def _remember(window: DedupeWindow, ids: list[str], times: list[int], since_ns: int | None) -> None:
@@ -836,7 +836,9 @@ class _Checkpointer:
                             if grown == frames:
                                 break  # nothing was committed during the last pass
                             frames = grown
-                        db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                        # A commit may have rewound the log during the passes.
+                        if frames * page_size > WAL_SIZE_LIMIT_BYTES:
+                            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                 except sqlite3.Error as exc:
                     # The committing connection takes over once the log is long.
                     _log.warning("journal.checkpoint_failed", error=str(exc))

@@ -373,7 +373,7 @@ def test_forget_drops_ids_by_event_time(tmp_path: Path) -> None:
     second.close()
 
 
-def test_round_remembers_only_ids_at_or_after_forget_time(tmp_path: Path) -> None:
+def test_round_remembers_ids_after_forget_time(tmp_path: Path) -> None:
     first = Journal(tmp_path)
     first.open()
     round_events = [event(1, time_ns=100), event(2, time_ns=300), event(3, time_ns=250)]
@@ -483,7 +483,7 @@ def test_new_journal_uses_large_pages(journal: Journal) -> None:
     assert journal.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (4096,)
 
 
-def test_journal_keeps_page_size_it_was_created_with(tmp_path: Path) -> None:
+def test_journal_keeps_its_page_size(tmp_path: Path) -> None:
     path = tmp_path / Journal.FILE_NAME
     older = sqlite3.connect(path)
     older.execute("PRAGMA page_size=4096")
