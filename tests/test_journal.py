@@ -460,13 +460,21 @@ def test_open_without_upgrade_leaves_version_1_alone(tmp_path: Path) -> None:
     ]
 
 
+def write_database(directory: Path, *statements: str) -> None:
+    """Create the journal's file in `directory` as another program would, with `statements`."""
+    db = sqlite3.connect(directory / Journal.FILE_NAME)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
 def test_open_rejects_newer_schema(tmp_path: Path) -> None:
-    path = tmp_path / Journal.FILE_NAME
-    newer = sqlite3.connect(path)
-    newer.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    newer.execute("INSERT INTO meta VALUES ('schema_version', '99')")
-    newer.commit()
-    newer.close()
+    write_database(
+        tmp_path,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta VALUES ('schema_version', '99')",
+    )
 
     journal = Journal(tmp_path)
     with pytest.raises(
@@ -484,11 +492,7 @@ def test_new_journal_uses_large_pages(journal: Journal) -> None:
 
 
 def test_journal_keeps_its_page_size(tmp_path: Path) -> None:
-    path = tmp_path / Journal.FILE_NAME
-    older = sqlite3.connect(path)
-    older.execute("PRAGMA page_size=4096")
-    older.execute("PRAGMA journal_mode=WAL")
-    older.close()
+    write_database(tmp_path, "PRAGMA page_size=4096", "PRAGMA journal_mode=WAL")
 
     first = Journal(tmp_path)
     first.open()
