@@ -206,9 +206,16 @@ class Journal:
         older version may still be using the journal otherwise. Raises
         ConfigError for a format this version cannot use.
         """
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # The WAL and shared-memory files inherit the main file's permissions.
-        _create_private(self.path)
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # The WAL and shared-memory files inherit the main file's permissions.
+            _create_private(self.path)
+        except OSError as exc:
+            raise ConfigError(
+                f"journal {str(self.path)!r} cannot be opened for writing: "
+                f"{exc.strerror or exc}; give the user that runs runtools-tail write access "
+                "to it, or set state_dir to a directory of that user's"
+            ) from None
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # ignored by an existing database

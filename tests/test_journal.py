@@ -484,6 +484,17 @@ def test_open_rejects_newer_schema(tmp_path: Path) -> None:
     journal.close()
 
 
+def test_unwritable_journal_path_is_config_error(tmp_path: Path) -> None:
+    # A journal file the user may not write fails the same way, but root may write
+    # any file, so the test puts a directory in the journal's place.
+    (tmp_path / Journal.FILE_NAME).mkdir()
+    journal = Journal(tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"journal .* cannot be opened for writing: Is a directory"
+    ):
+        journal.open()
+
+
 def test_new_journal_uses_large_pages(journal: Journal) -> None:
     assert PAGE_SIZE == 16384
     assert journal.db.execute("PRAGMA page_size").fetchone() == (16384,)
