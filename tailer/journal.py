@@ -87,8 +87,8 @@ _PASSES_BEFORE_RESTART = 4
 _FALLBACK_CHECKPOINT_BYTES = 64 * 1024 * 1024
 # The page size of a new journal. Most of its bytes are chunks of event lines,
 # stored across overflow pages: 16 KiB pages take a quarter of the page writes,
-# log frames and reads of 4 KiB ones per chunk. A journal keeps the page size
-# it was created with.
+# log frames and reads of 4 KiB ones per chunk. An existing journal keeps its
+# page size until `compact` writes its copy with this one.
 PAGE_SIZE = 16384
 
 _log = structlog.get_logger("tailer.journal")

@@ -495,6 +495,18 @@ def test_unwritable_journal_path_is_config_error(tmp_path: Path) -> None:
         journal.open()
 
 
+def test_compact_gives_old_journal_large_pages(tmp_path: Path) -> None:
+    write_database(tmp_path, "PRAGMA page_size=4096", "PRAGMA journal_mode=WAL")
+    journal = Journal(tmp_path)
+    journal.open()
+    journal.append("main", [event(n) for n in range(1, 11)], checkpoint(10))
+
+    journal.compact()
+    assert journal.db.execute("PRAGMA page_size").fetchone() == (16384,)
+    assert [e.event.id for e in journal.read(0, 20)] == [f"evt-{n:04d}" for n in range(1, 11)]
+    journal.close()
+
+
 def test_new_journal_uses_large_pages(journal: Journal) -> None:
     assert PAGE_SIZE == 16384
     assert journal.db.execute("PRAGMA page_size").fetchone() == (16384,)
