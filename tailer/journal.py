@@ -218,7 +218,9 @@ class Journal:
             ) from None
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # ignored by an existing database
+            # Sets the page size of a new database and of compact's copy; an existing
+            # database keeps its own.
+            db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
