@@ -317,8 +317,7 @@ class Journal:
         """
         db = self.db
         window, since_ns = self._window(source)
-        fresh = _unseen(window, events)
-        ids = [event.id for event in fresh]
+        fresh, ids = _unseen(window, events)
         times = [event.time_ns for event in fresh]
         if forget_before_ns is not None and (since_ns is None or forget_before_ns > since_ns):
             since_ns = forget_before_ns
@@ -681,22 +680,24 @@ class Journal:
         return int((pages - free) * page_size)
 
 
-def _unseen(window: DedupeWindow, events: Iterable[Event]) -> list[Event]:
-    """Return the events whose id is neither in `window` nor earlier in `events`."""
+def _unseen(window: DedupeWindow, events: Iterable[Event]) -> tuple[list[Event], list[str]]:
+    """Return the events whose id is neither in `window` nor earlier in `events`, and their ids."""
     events = list(events)
     ids = [event.id for event in events]
     # The poller hands over only new events, so a round usually passes whole.
     # These checks run in C, where the loop below takes a Python step per event.
     if window.ids().isdisjoint(ids) and len(set(ids)) == len(ids):
-        return events
+        return events, ids
     fresh: list[Event] = []
+    fresh_ids: list[str] = []
     batch_ids: set[str] = set()
-    for event in events:
-        if event.id in window or event.id in batch_ids:
+    for event, event_id in zip(events, ids, strict=True):
+        if event_id in window or event_id in batch_ids:
             continue
-        batch_ids.add(event.id)
+        batch_ids.add(event_id)
         fresh.append(event)
-    return fresh
+        fresh_ids.append(event_id)
+    return fresh, fresh_ids
 
 
 def _not_before(
